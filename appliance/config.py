@@ -1,0 +1,149 @@
+"""The appliance's one configuration model, loaded from a TOML file.
+
+Every section forbids unknown keys so that a typo in `config.toml` is an error
+that names the key, not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(Section):
+    host: str = Field("127.0.0.1", description="Address the HTTP endpoint binds to.")
+    port: int = Field(8000, ge=1, le=65535, description="TCP port of the HTTP endpoint.")
+    docs_enabled: bool = Field(True, description="Serve /openapi.json and Swagger UI at /docs.")
+    drain_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="How long SIGTERM waits for in-flight requests."
+    )
+    ready_timeout_s: float = Field(
+        900.0, gt=0, description="How long `serve` waits for both engines to become ready."
+    )
+
+
+class LimitsConfig(Section):
+    default_max_tokens: int = Field(
+        256, ge=1, description="Output cap applied when a request sets no max_tokens."
+    )
+    max_tokens_limit: int = Field(
+        2048, ge=1, description="Largest max_tokens a request may ask for."
+    )
+    max_n: int = Field(4, ge=1, le=16, description="Largest `n` (choices) a request may ask for.")
+    max_ongoing_requests_per_tier: int = Field(
+        256, ge=1, description="Requests one engine replica accepts at once (continuous batching)."
+    )
+
+    @model_validator(mode="after")
+    def _default_within_limit(self) -> LimitsConfig:
+        if self.default_max_tokens > self.max_tokens_limit:
+            raise ValueError("default_max_tokens must not exceed max_tokens_limit")
+        return self
+
+
+class TierConfig(Section):
+    model: str = Field(
+        DEFAULT_MODEL_NAME,
+        description="A model prepared under [models].root, or an absolute path to a local "
+        "HF model folder. Nothing is downloaded.",
+    )
+    max_model_len: int = Field(2048, ge=128, description="Context length (prompt + output).")
+    max_num_seqs: int = Field(64, ge=1, description="Sequences batched together by the engine.")
+    enable_prefix_caching: bool = Field(True, description="Reuse KV cache of shared prefixes.")
+    enable_lora: bool = Field(False, description="Serve LoRA adapters on this tier.")
+    max_lora_rank: int = Field(16, ge=1, le=256, description="Largest adapter rank accepted.")
+    max_loras: int = Field(4, ge=1, description="Adapters resident in one batch.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="Weight dtype."
+    )
+    cpu_kvcache_space_gib: int = Field(
+        2, ge=1, description="CPU profile: KV cache size (VLLM_CPU_KVCACHE_SPACE)."
+    )
+    cpu_omp_threads_bind: str = Field(
+        "auto", description="CPU profile: cores for OpenMP threads (VLLM_CPU_OMP_THREADS_BIND)."
+    )
+    num_replicas: int = Field(1, ge=1, description="Ray Serve replicas of this tier.")
+    num_gpus: float = Field(0, ge=0, description="GPUs per replica (0 in the CPU profile).")
+    engine_args: dict[str, Any] = Field(
+        default_factory=dict, description="Extra vLLM engine arguments, passed through as-is."
+    )
+
+
+def _default_small() -> TierConfig:
+    return TierConfig(enable_lora=True, max_num_seqs=64)
+
+
+def _default_large() -> TierConfig:
+    return TierConfig(enable_lora=False, max_num_seqs=32)
+
+
+class TiersConfig(Section):
+    small: TierConfig = Field(default_factory=_default_small, description="The cheap tier.")
+    large: TierConfig = Field(default_factory=_default_large, description="The hard-case tier.")
+
+
+class ModelsConfig(Section):
+    root: Path = Field(Path("var/models"), description="Folder of prepared models.")
+
+
+class RoutingConfig(Section):
+    long_message_chars: int = Field(
+        600, ge=1, description="Placeholder rule: longer last user messages go to `large`."
+    )
+
+
+class AppConfig(Section):
+    profile: Literal["cpu", "gpu"] = Field("cpu", description="Hardware profile.")
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    tiers: TiersConfig = Field(default_factory=TiersConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+
+    def resolve_paths(self, base: Path) -> AppConfig:
+        """Relative paths in a config file are relative to that file's folder."""
+        if self.models.root.is_absolute():
+            return self
+        root = (base / self.models.root).resolve()
+        return self.model_copy(update={"models": ModelsConfig(root=root)})
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; `problems` lists each with its key path."""
+
+    def __init__(self, path: Path, problems: list[str]):
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+
+def _format_error(err: Any) -> str:
+    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    return f"{key}: {msg}"
+
+
+def load_config(path: Path | str) -> AppConfig:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(path, ["file not found"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [f"not valid TOML: {exc}"]) from None
+    try:
+        config = AppConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(path, [_format_error(e) for e in exc.errors()]) from None
+    return config.resolve_paths(path.parent.resolve())

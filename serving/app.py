@@ -1,0 +1,66 @@
+"""Builds the Ray Serve application from the config: router + small + large."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import serve
+from ray.serve import Application
+
+from appliance.config import AppConfig, TierConfig
+from models.registry import model_dir
+from serving.model_deployment import DEFAULT_ENGINE, ModelServer
+from serving.router_ingress import make_router_deployment
+
+APP_NAME = "onlycs"
+ROUTER_MAX_ONGOING = 4096
+
+
+def engine_options(config: AppConfig, name: str, tier: TierConfig) -> dict[str, Any]:
+    """vLLM engine arguments for one tier; `engine_args` in the config wins."""
+    options: dict[str, Any] = {
+        "model": str(model_dir(config, tier)),
+        "served_model_name": name,
+        "max_model_len": tier.max_model_len,
+        "max_num_seqs": tier.max_num_seqs,
+        "enable_prefix_caching": tier.enable_prefix_caching,
+        "dtype": tier.dtype,
+    }
+    if tier.enable_lora:
+        options |= {"enable_lora": True, "max_lora_rank": tier.max_lora_rank,
+                    "max_loras": tier.max_loras}
+    return options | tier.engine_args
+
+
+def tier_env(config: AppConfig, tier: TierConfig) -> dict[str, str]:
+    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    if config.profile == "cpu":
+        env |= {"VLLM_CPU_KVCACHE_SPACE": str(tier.cpu_kvcache_space_gib),
+                "VLLM_CPU_OMP_THREADS_BIND": tier.cpu_omp_threads_bind}
+    return env
+
+
+def tier_deployment(config: AppConfig, name: str, engine_cls: str) -> Application:
+    tier: TierConfig = getattr(config.tiers, name)
+    deployment = serve.deployment(ModelServer).options(
+        name=name,
+        num_replicas=tier.num_replicas,
+        max_ongoing_requests=config.limits.max_ongoing_requests_per_tier,
+        graceful_shutdown_timeout_s=config.server.drain_timeout_s,
+        health_check_period_s=10,
+        health_check_timeout_s=60,
+        ray_actor_options={"num_cpus": 0, "num_gpus": tier.num_gpus,
+                           "runtime_env": {"env_vars": tier_env(config, tier)}},
+    )
+    return deployment.bind(name, engine_options(config, name, tier), engine_cls)
+
+
+def build_app(config: AppConfig, engine_cls: str = DEFAULT_ENGINE) -> Application:
+    router = make_router_deployment(config).options(
+        max_ongoing_requests=ROUTER_MAX_ONGOING,
+        graceful_shutdown_timeout_s=config.server.drain_timeout_s,
+        ray_actor_options={"num_cpus": 0},
+    )
+    return router.bind(config,
+                       tier_deployment(config, "small", engine_cls),
+                       tier_deployment(config, "large", engine_cls))

@@ -1,0 +1,57 @@
+"""A Ray Serve deployment holding one engine: the `small` or the `large` tier.
+
+The engine class is given by import path so this module never imports vllm
+itself; Ray Serve scales replicas of it across cores, GPUs and nodes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from serving.engine_protocol import ChatEngine, EngineOutput
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ENGINE = "serving.vllm_engine:VLLMChatEngine"
+
+
+def load_engine_class(path: str) -> type[ChatEngine]:
+    module_name, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+class ModelServer:
+    """Deployment body; `serving.app` wraps it with `serve.deployment` per tier."""
+
+    async def __init__(self, tier: str, engine_options: dict[str, Any],
+                       engine_cls: str = DEFAULT_ENGINE):
+        self.tier = tier
+        self._engine = load_engine_class(engine_cls)(engine_options)
+        logger.info("tier %s: starting engine", tier)
+        await self._engine.start()
+        logger.info("tier %s: engine ready", tier)
+
+    async def chat(self, body: dict[str, Any]) -> AsyncIterator[EngineOutput]:
+        async for out in self._engine.chat(body):
+            yield out
+
+    async def completions(self, body: dict[str, Any]) -> AsyncIterator[EngineOutput]:
+        async for out in self._engine.completions(body):
+            yield out
+
+    async def stats(self) -> dict[str, Any]:
+        return {"tier": self.tier, **await self._engine.stats()}
+
+    async def check_health(self) -> None:
+        # Ray Serve calls this periodically and restarts a replica that raises.
+        await self._engine.check_health()
+
+    def __del__(self) -> None:
+        # Ray Serve runs __del__ on replica shutdown: take the engine's
+        # EngineCore and worker processes down with the replica.
+        engine = getattr(self, "_engine", None)
+        if engine is not None:
+            engine.shutdown()

@@ -1,0 +1,208 @@
+"""The Router ingress: OpenAI-compatible HTTP API in front of the two tiers.
+
+It holds only deployment handles; it never imports an engine. Every request is
+validated and capped here, so bad input is answered without reaching a model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from ray import serve
+from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
+
+from appliance.config import AppConfig
+from appliance.errors import APIError
+from serving.protocol import ChatRequest, CompletionRequest
+from serving.routing import TIERS, RouteDecision, choose_tier, pinned
+
+logger = logging.getLogger(__name__)
+
+ROUTE_HEADER = "x-onlycs-route"
+READY_TIMEOUT_S = 5.0
+DRAIN_RETRY_AFTER_S = 5
+
+
+def _error_response(err: APIError) -> JSONResponse:
+    return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+
+
+def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0]
+    loc = [str(p) for p in first["loc"] if p != "body"]
+    param = ".".join(loc) or None
+    if first["type"] == "json_invalid":
+        param, message = None, "request body is not valid JSON"
+    else:
+        message = f"{param}: {first['msg']}" if param else first["msg"]
+    return _error_response(APIError(400, message, param=param, code="invalid_value"))
+
+
+def _api_error(_: Request, exc: APIError) -> JSONResponse:
+    return _error_response(exc)
+
+
+def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    request_id = request.headers.get("x-request-id", "-")
+    logger.exception("request %s failed", request_id, exc_info=exc)
+    return _error_response(APIError(500, "internal error; see the appliance log",
+                                    code="internal_error"))
+
+
+def build_fastapi(docs_enabled: bool) -> FastAPI:
+    app = FastAPI(
+        title="OnlyCS appliance",
+        version="0.1.0",
+        docs_url="/docs" if docs_enabled else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs_enabled else None,
+    )
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(APIError, _api_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    return app
+
+
+class Router:
+    """Deployment body: routes, caps and forwards requests to a tier."""
+
+    def __init__(self, config: AppConfig, small: DeploymentHandle, large: DeploymentHandle):
+        self.config = config
+        self.handles = {"small": small, "large": large}
+        self.created = int(time.time())
+        self._in_flight = 0
+        self._draining = False
+
+    # -- draining: SIGTERM stops new work, lets started work finish -------------------
+
+    async def begin_drain(self) -> int:
+        self._draining = True
+        return self._in_flight
+
+    async def in_flight(self) -> int:
+        return self._in_flight
+
+    # -- decisions made before any engine is involved ------------------------------
+
+    def decide(self, req: ChatRequest | CompletionRequest) -> RouteDecision:
+        model = req.model or "auto"
+        if model == "auto":
+            return choose_tier(req.last_user_text(),
+                               long_message_chars=self.config.routing.long_message_chars)
+        if model in TIERS:
+            return pinned(model)
+        raise APIError(404, f"The model '{model}' does not exist; use one of "
+                           f"{', '.join(('auto', *TIERS))}", param="model",
+                           code="model_not_found")
+
+    def engine_body(self, req: ChatRequest | CompletionRequest, tier: str) -> dict[str, Any]:
+        limits = self.config.limits
+        requested = getattr(req, "max_completion_tokens", None) or req.max_tokens
+        if requested is not None and requested > limits.max_tokens_limit:
+            raise APIError(400, f"max_tokens must be at most {limits.max_tokens_limit}",
+                           param="max_tokens", code="invalid_value")
+        if req.n > limits.max_n:
+            raise APIError(400, f"n must be at most {limits.max_n}", param="n",
+                           code="invalid_value")
+        body = req.model_dump(exclude_unset=True)
+        body.pop("max_completion_tokens", None)
+        body["model"] = tier
+        body["max_tokens"] = requested or limits.default_max_tokens
+        return body
+
+    # -- forwarding -----------------------------------------------------------------
+
+    async def forward(self, method: str, req: ChatRequest | CompletionRequest) -> Any:
+        if self._draining:
+            raise APIError(503, "the appliance is shutting down; retry on another node",
+                           code="draining", headers={"Retry-After": str(DRAIN_RETRY_AFTER_S)})
+        decision = self.decide(req)
+        body = self.engine_body(req, decision.tier)
+        headers = {ROUTE_HEADER: decision.header()}
+        self._in_flight += 1
+        streaming = False
+        try:
+            handle = self.handles[decision.tier].options(stream=True)
+            stream: DeploymentResponseGenerator = getattr(handle, method).remote(body)
+            try:
+                first = await stream.__anext__()
+            except StopAsyncIteration:
+                raise APIError(500, "the model engine returned nothing") from None
+            if isinstance(first, dict):
+                stream.cancel()
+                return JSONResponse(first["body"], status_code=first["status"], headers=headers)
+            streaming = True
+            return StreamingResponse(self._relay(first, stream),
+                                     media_type="text/event-stream", headers=headers)
+        finally:
+            if not streaming:
+                self._in_flight -= 1
+
+    async def _relay(self, first: str, stream: DeploymentResponseGenerator) -> AsyncIterator[str]:
+        """Pass SSE chunks through; a client gone mid-stream cancels the engine request."""
+        finished = False
+        try:
+            yield first
+            async for chunk in stream:
+                yield chunk
+            finished = True
+        finally:
+            self._in_flight -= 1
+            if not finished:
+                stream.cancel()
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        async def probe(tier: str) -> dict[str, Any]:
+            try:
+                handle = self.handles[tier]
+                await asyncio.wait_for(handle.check_health.remote(), READY_TIMEOUT_S)
+                stats = await asyncio.wait_for(handle.stats.remote(), READY_TIMEOUT_S)
+                return {"ready": True, **stats}
+            except Exception as exc:  # any failure means "not ready", never a 500
+                return {"ready": False, "error": type(exc).__name__}
+
+        results = await asyncio.gather(*(probe(t) for t in TIERS))
+        tiers = dict(zip(TIERS, results, strict=True))
+        return all(r["ready"] for r in results), tiers
+
+
+def make_router_deployment(config: AppConfig) -> Any:
+    """The Router as a Serve deployment, with its FastAPI app built for this config."""
+    app = build_fastapi(config.server.docs_enabled)
+
+    @serve.deployment(name="router")
+    @serve.ingress(app)
+    class RouterDeployment(Router):
+        @app.get("/healthz")
+        async def healthz(self) -> dict[str, str]:
+            return {"status": "ok"}
+
+        @app.get("/readyz")
+        async def readyz(self) -> JSONResponse:
+            ready, tiers = await self.readiness()
+            ready = ready and not self._draining
+            body = {"status": "ready" if ready else "not_ready", "tiers": tiers}
+            return JSONResponse(body, status_code=200 if ready else 503)
+
+        @app.get("/v1/models")
+        async def models(self) -> dict[str, Any]:
+            data = [{"id": name, "object": "model", "created": self.created,
+                     "owned_by": "onlycs"} for name in ("auto", *TIERS)]
+            return {"object": "list", "data": data}
+
+        @app.post("/v1/chat/completions")
+        async def chat_completions(self, req: ChatRequest) -> Any:
+            return await self.forward("chat", req)
+
+        @app.post("/v1/completions")
+        async def completions(self, req: CompletionRequest) -> Any:
+            return await self.forward("completions", req)
+
+    return RouterDeployment

@@ -1,0 +1,43 @@
+"""`onlycs models prepare/verify` on the real bundled GGUF (no Ray needed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from models.manifest import MANIFEST_NAME
+
+pytestmark = pytest.mark.integration
+
+
+def _onlycs(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "appliance.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_prepare_then_verify_then_detect_tampering(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text('[models]\nroot = "models"\n')
+    prepared = _onlycs("models", "prepare", cwd=tmp_path)
+    assert prepared.returncode == 0, prepared.stderr
+    assert "de-quantizing" in prepared.stderr  # progress is shown
+    folder = tmp_path / "models" / "smollm2-135m-instruct"
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    assert {"model.safetensors", "config.json", "tokenizer.json"} <= set(manifest["files"])
+    config = json.loads((folder / "config.json").read_text())
+    assert config.get("quantization_config") is None
+    assert not [p for p in (tmp_path / "models").iterdir() if p.name.startswith(".")]
+
+    assert _onlycs("models", "verify", cwd=tmp_path).returncode == 0
+    again = _onlycs("models", "prepare", cwd=tmp_path)
+    assert "already prepared and verified" in again.stderr
+
+    with (folder / "model.safetensors").open("r+b") as fh:
+        fh.seek(4096)
+        fh.write(b"\xff\xff\xff\xff")
+    broken = _onlycs("models", "verify", cwd=tmp_path)
+    assert broken.returncode == 1
+    assert "model.safetensors: sha256 mismatch" in broken.stderr

@@ -1,0 +1,129 @@
+"""The OpenAI-compatible API through the official `openai` client, against the real stack."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from tests.integration.conftest import DEFAULT_MAX_TOKENS, Appliance
+
+pytestmark = pytest.mark.integration
+
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+def test_models_lists_auto_and_both_tiers(appliance: Appliance) -> None:
+    ids = [m.id for m in appliance.openai().models.list().data]
+    assert ids == ["auto", "small", "large"]
+
+
+def test_health_and_readiness(appliance: Appliance) -> None:
+    assert httpx.get(f"{appliance.base_url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{appliance.base_url}/readyz").json()
+    assert ready["status"] == "ready"
+    assert ready["tiers"]["small"]["ready"] and ready["tiers"]["large"]["ready"]
+
+
+def test_openapi_schema_and_docs(appliance: Appliance) -> None:
+    schema = httpx.get(f"{appliance.base_url}/openapi.json").json()
+    assert "/v1/chat/completions" in schema["paths"]
+    assert "/v1/completions" in schema["paths"]
+    assert "swagger" in httpx.get(f"{appliance.base_url}/docs").text.lower()
+
+
+@pytest.mark.parametrize(("model", "tier"), [("auto", "small"), ("small", "small"),
+                                             ("large", "large")])
+def test_chat_each_model(appliance: Appliance, model: str, tier: str) -> None:
+    raw = appliance.openai().chat.completions.with_raw_response.create(
+        model=model, messages=QUESTION, max_tokens=16)
+    assert raw.headers["x-onlycs-route"].startswith(f"tier={tier};")
+    reply = raw.parse()
+    assert reply.object == "chat.completion"
+    assert reply.model == tier
+    assert reply.choices[0].message.role == "assistant"
+    assert reply.choices[0].message.content.strip()
+    usage = reply.usage
+    assert 0 < usage.completion_tokens <= 16
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+def test_auto_routes_long_messages_to_large(appliance: Appliance) -> None:
+    long_text = "My order arrived broken and nobody answers my emails. " * 6
+    raw = appliance.openai().chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": long_text}], max_tokens=4)
+    assert raw.headers["x-onlycs-route"] == "tier=large; rule=placeholder.long_message"
+
+
+@pytest.mark.parametrize("model", ["auto", "small", "large"])
+def test_chat_streaming_with_usage(appliance: Appliance, model: str) -> None:
+    stream = appliance.openai().chat.completions.create(
+        model=model, messages=QUESTION, max_tokens=12, stream=True,
+        stream_options={"include_usage": True})
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.strip()
+    content_chunks = [c for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(content_chunks) > 1, "answer arrived in one piece: not streamed"
+    assert chunks[-1].usage is not None and chunks[-1].choices == []
+    assert chunks[-1].usage.completion_tokens <= 12
+
+
+def test_completions_plain_and_streamed(appliance: Appliance) -> None:
+    client = appliance.openai()
+    reply = client.completions.create(model="large", prompt="The opening hours are",
+                                      max_tokens=8)
+    assert reply.object == "text_completion" and reply.choices[0].text
+    assert reply.usage.completion_tokens <= 8
+    pieces = [c.choices[0].text for c in client.completions.create(
+        model="small", prompt="Our refund policy", max_tokens=8, stream=True) if c.choices]
+    assert len(pieces) > 1 and "".join(pieces)
+
+
+def test_sampling_parameters_reach_the_engine(appliance: Appliance) -> None:
+    client = appliance.openai()
+    kwargs = dict(model="small", messages=QUESTION, max_tokens=12, temperature=1.0,
+                  top_p=0.9, seed=1234, presence_penalty=0.5, frequency_penalty=0.5)
+    first = client.chat.completions.create(**kwargs).choices[0].message.content
+    second = client.chat.completions.create(**kwargs).choices[0].message.content
+    assert first == second, "same seed must give the same sample"
+    many = client.chat.completions.create(model="small", messages=QUESTION, max_tokens=6, n=3)
+    assert [c.index for c in many.choices] == [0, 1, 2]
+    capped = client.chat.completions.create(model="small", messages=QUESTION,
+                                            max_completion_tokens=3)
+    assert capped.usage.completion_tokens <= 3
+
+
+def test_stop_sequence_ends_the_answer(appliance: Appliance) -> None:
+    reply = appliance.openai().completions.create(
+        model="small", prompt="1, 2, 3, 4, 5,", max_tokens=30, temperature=0,
+        stop=[" 8"], extra_body={"ignore_eos": True})
+    assert reply.choices[0].finish_reason == "stop"
+    assert " 8" not in reply.choices[0].text
+
+
+def test_default_output_cap_applies_without_max_tokens(appliance: Appliance) -> None:
+    reply = appliance.openai().chat.completions.create(
+        model="small", messages=QUESTION, extra_body={"ignore_eos": True})
+    assert reply.usage.completion_tokens == DEFAULT_MAX_TOKENS
+    assert reply.choices[0].finish_reason == "length"
+
+
+async def test_sixteen_concurrent_requests_all_complete(appliance: Appliance) -> None:
+    client = appliance.async_openai()
+
+    async def one(i: int) -> int:
+        model = ("small", "large", "auto")[i % 3]
+        if i % 2:
+            stream = await client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": f"Tell me fact {i}."}],
+                max_tokens=16, stream=True)
+            return sum(1 async for c in stream if c.choices and c.choices[0].delta.content)
+        reply = await client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": f"Tell me fact {i}."}],
+            max_tokens=16)
+        return reply.usage.completion_tokens
+
+    results = await asyncio.gather(*(one(i) for i in range(18)))
+    assert len(results) == 18 and all(n > 0 for n in results)

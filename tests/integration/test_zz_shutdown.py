@@ -1,0 +1,56 @@
+"""SIGTERM drains: started requests finish, new ones get 503 + Retry-After, and the
+whole process tree (Ray, replicas, EngineCore workers) is gone afterwards.
+
+Named to run last: it stops the session's appliance.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import httpx
+import psutil
+import pytest
+
+from tests.integration.conftest import Appliance
+
+pytestmark = pytest.mark.integration
+
+WORK = {"model": "large", "max_tokens": 120, "ignore_eos": True,
+        "messages": [{"role": "user", "content": "Write a story about a lighthouse."}]}
+
+
+def test_sigterm_drains_and_stops_the_tree(appliance: Appliance) -> None:
+    url = f"{appliance.base_url}/v1/chat/completions"
+    tree = psutil.Process(appliance.process.pid).children(recursive=True)
+    assert len(tree) > 5, "expected Ray, replicas and engine processes"
+    results: dict[str, httpx.Response] = {}
+    worker = threading.Thread(target=lambda: results.update(
+        r=httpx.post(url, json=WORK, timeout=300)))
+    worker.start()
+    deadline = time.monotonic() + 60
+    while appliance.tier_stats("large")["unfinished_requests"] == 0:
+        assert time.monotonic() < deadline, "request never reached the engine"
+        time.sleep(0.1)
+
+    appliance.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{appliance.base_url}/readyz", timeout=30).status_code == 200:
+        assert time.monotonic() < deadline, "readiness never dropped after SIGTERM"
+        time.sleep(0.1)
+    refused = httpx.post(url, json=WORK, timeout=30)
+    assert refused.status_code == 503
+    assert int(refused.headers["retry-after"]) > 0
+    assert refused.json()["error"]["code"] == "draining"
+
+    worker.join(300)
+    finished = results["r"]
+    assert finished.status_code == 200
+    assert finished.json()["usage"]["completion_tokens"] == WORK["max_tokens"]
+
+    assert appliance.process.wait(180) == 0
+    time.sleep(1)
+    alive = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], f"left running: {[p.name() for p in alive]}"

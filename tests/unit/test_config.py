@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from appliance.cli import main
+from appliance.config import AppConfig, ConfigError, load_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_example_config_is_valid_and_matches_defaults() -> None:
+    loaded = load_config(REPO / "config.example.toml")
+    defaults = AppConfig().resolve_paths(REPO)
+    assert loaded == defaults
+
+
+def test_relative_models_root_is_relative_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text('[models]\nroot = "m"\n')
+    assert load_config(tmp_path / "c.toml").models.root == tmp_path / "m"
+
+
+def test_every_error_is_reported_with_its_key_path(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[server]\nport = 70000\nhots = "x"\n[tiers.small]\nmax_model_len = "big"\n'
+                    '[limits]\ndefault_max_tokens = 5000\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    problems = info.value.problems
+    assert any(p.startswith("server.port:") for p in problems)
+    assert "server.hots: unknown key" in problems
+    assert any(p.startswith("tiers.small.max_model_len:") for p in problems)
+    assert any(p.startswith("limits:") and "max_tokens_limit" in p for p in problems)
+
+
+def test_invalid_toml_and_missing_file(tmp_path: Path) -> None:
+    (tmp_path / "x.toml").write_text("[server\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(tmp_path / "x.toml")
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "missing.toml")
+
+
+def test_cli_validate_names_file_and_key(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('profile = "tpu"\n')
+    assert main(["config", "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: profile:" in err
+    assert main(["config", "validate", str(REPO / "config.example.toml")]) == 0
