@@ -119,7 +119,7 @@ async def test_sixteen_concurrent_requests_all_complete(appliance: Appliance) ->
             stream = await client.chat.completions.create(
                 model=model, messages=[{"role": "user", "content": f"Tell me fact {i}."}],
                 max_tokens=16, stream=True)
-            return sum(1 async for c in stream if c.choices and c.choices[0].delta.content)
+            return len([c async for c in stream if c.choices and c.choices[0].delta.content])
         reply = await client.chat.completions.create(
             model=model, messages=[{"role": "user", "content": f"Tell me fact {i}."}],
             max_tokens=16)

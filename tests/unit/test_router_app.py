@@ -1,0 +1,15 @@
+"""The router's FastAPI app on its own: docs switch and error shapes (no Ray Serve)."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from serving.router_ingress import build_fastapi
+
+
+def test_docs_can_be_turned_off() -> None:
+    on, off = TestClient(build_fastapi(True)), TestClient(build_fastapi(False))
+    assert on.get("/openapi.json").status_code == 200
+    assert on.get("/docs").status_code == 200
+    assert off.get("/openapi.json").status_code == 404
+    assert off.get("/docs").status_code == 404
