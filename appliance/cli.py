@@ -59,9 +59,11 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from appliance import logs
     from serving.launcher import preflight, serve_foreground
 
     config = _load(args.config)
+    logs.configure(config.logging)
     problems = preflight(config)
     for problem in problems:
         print(f"{args.config or 'defaults'}: {problem}", file=sys.stderr)

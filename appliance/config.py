@@ -23,6 +23,7 @@ class ServerConfig(Section):
     host: str = Field("127.0.0.1", description="Address the HTTP endpoint binds to.")
     port: int = Field(8000, ge=1, le=65535, description="TCP port of the HTTP endpoint.")
     docs_enabled: bool = Field(True, description="Serve /openapi.json and Swagger UI at /docs.")
+    metrics_enabled: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
     drain_timeout_s: float = Field(
         30.0, gt=0, le=3600, description="How long SIGTERM waits for in-flight requests."
     )
@@ -101,6 +102,19 @@ class RoutingConfig(Section):
     )
 
 
+class LoggingConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    encoding: Literal["JSON", "TEXT"] = Field(
+        "JSON", description="JSON lines (with the request id) or plain text.")
+    dir: Path | None = Field(
+        None, description="Also write size-rotated log files here (stderr always).")
+    max_bytes: int = Field(100 * 2**20, ge=2**16, description="Rotate a log file at this size.")
+    backup_count: int = Field(5, ge=1, description="Rotated files kept per log.")
+    log_prompts: bool = Field(
+        False, description="Log prompt text (vLLM request logging). Off: conversations are "
+        "customer data.")
+
+
 class AppConfig(Section):
     profile: Literal["cpu", "gpu"] = Field("cpu", description="Hardware profile.")
     server: ServerConfig = Field(default_factory=ServerConfig)
@@ -108,13 +122,17 @@ class AppConfig(Section):
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     tiers: TiersConfig = Field(default_factory=TiersConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     def resolve_paths(self, base: Path) -> AppConfig:
         """Relative paths in a config file are relative to that file's folder."""
-        if self.models.root.is_absolute():
-            return self
-        root = (base / self.models.root).resolve()
-        return self.model_copy(update={"models": ModelsConfig(root=root)})
+        update: dict[str, Any] = {}
+        if not self.models.root.is_absolute():
+            update["models"] = ModelsConfig(root=(base / self.models.root).resolve())
+        if self.logging.dir is not None and not self.logging.dir.is_absolute():
+            update["logging"] = self.logging.model_copy(
+                update={"dir": (base / self.logging.dir).resolve()})
+        return self.model_copy(update=update)
 
 
 class ConfigError(Exception):

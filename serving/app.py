@@ -25,6 +25,8 @@ def engine_options(config: AppConfig, name: str, tier: TierConfig) -> dict[str, 
         "max_num_seqs": tier.max_num_seqs,
         "enable_prefix_caching": tier.enable_prefix_caching,
         "dtype": tier.dtype,
+        # vLLM's request log holds prompt text: customer data, off unless asked for.
+        "enable_log_requests": config.logging.log_prompts,
     }
     if tier.enable_lora:
         options |= {"enable_lora": True, "max_lora_rank": tier.max_lora_rank,

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from types import FrameType
@@ -19,7 +21,9 @@ from typing import Any
 import psutil
 
 from appliance.config import AppConfig
+from appliance.logs import ray_logging_env, serve_logging
 from models.registry import check_model, model_dir
+from serving.metrics import MULTIPROC_ENV
 
 logger = logging.getLogger("onlycs.serve")
 
@@ -92,6 +96,12 @@ def _drain(router: Any, timeout_s: float) -> None:
 
 def serve_foreground(config: AppConfig) -> int:
     os.environ.update(QUIET_ENV)
+    # Every Ray process inherits this before it imports prometheus_client, so the
+    # router's /metrics sums over all replicas. A fresh folder per run: stale files
+    # from an earlier run would be counted too.
+    metrics_dir = tempfile.mkdtemp(prefix="onlycs-metrics-")
+    os.environ[MULTIPROC_ENV] = metrics_dir
+    os.environ.update(ray_logging_env(config.logging))
     import ray
     from ray import serve
     from ray.serve.config import HTTPOptions
@@ -115,11 +125,13 @@ def serve_foreground(config: AppConfig) -> int:
         # After ray.init: it installs its own SIGTERM handler, which exits at once.
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        serve.start(http_options=HTTPOptions(host=server.host, port=server.port))
+        serve.start(http_options=HTTPOptions(host=server.host, port=server.port),
+                    logging_config=serve_logging(config.logging))
         started, done = time.monotonic(), threading.Event()
         threading.Thread(target=_report_progress, args=(started, done), daemon=True).start()
         try:
-            serve.run(build_app(config), name=APP_NAME, route_prefix="/")
+            serve.run(build_app(config), name=APP_NAME, route_prefix="/",
+                      logging_config=serve_logging(config.logging))
         finally:
             done.set()
         starting = False
@@ -137,5 +149,6 @@ def serve_foreground(config: AppConfig) -> int:
         finally:
             ray.shutdown()
             _kill_leftovers(descendants)
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     logger.info("stopped")
     return 0

@@ -14,12 +14,16 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 from ray import serve
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 
 from appliance.config import AppConfig
 from appliance.errors import APIError
+from appliance.gpu import GPUCollector
+from serving import metrics
+from serving.http_metrics import RequestMetricsMiddleware
 from serving.protocol import ChatRequest, CompletionRequest
 from serving.routing import TIERS, RouteDecision, choose_tier, pinned
 
@@ -28,6 +32,7 @@ logger = logging.getLogger(__name__)
 ROUTE_HEADER = "x-onlycs-route"
 READY_TIMEOUT_S = 5.0
 DRAIN_RETRY_AFTER_S = 5
+VERSION = "0.1.0"
 
 
 def _error_response(err: APIError) -> JSONResponse:
@@ -67,6 +72,7 @@ def build_fastapi(docs_enabled: bool) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(APIError, _api_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(RequestMetricsMiddleware)
     return app
 
 
@@ -79,6 +85,10 @@ class Router:
         self.created = int(time.time())
         self._in_flight = 0
         self._draining = False
+        self._gpu = GPUCollector()
+        metrics.BUILD_INFO.labels(VERSION, config.profile).set(1)
+        for tier in TIERS:
+            metrics.IN_FLIGHT.labels(tier)
 
     # -- draining: SIGTERM stops new work, lets started work finish -------------------
 
@@ -123,10 +133,13 @@ class Router:
         if self._draining:
             raise APIError(503, "the appliance is shutting down; retry on another node",
                            code="draining", headers={"Retry-After": str(DRAIN_RETRY_AFTER_S)})
+        started = time.perf_counter()
         decision = self.decide(req)
+        metrics.ROUTER_DECISION.observe(time.perf_counter() - started)
+        metrics.ROUTING_DECISIONS.labels(decision.tier, decision.rule).inc()
         body = self.engine_body(req, decision.tier)
         headers = {ROUTE_HEADER: decision.header()}
-        self._in_flight += 1
+        self._begin(decision.tier)
         streaming = False
         try:
             handle = self.handles[decision.tier].options(stream=True)
@@ -139,13 +152,22 @@ class Router:
                 stream.cancel()
                 return JSONResponse(first["body"], status_code=first["status"], headers=headers)
             streaming = True
-            return StreamingResponse(self._relay(first, stream),
+            return StreamingResponse(self._relay(decision.tier, first, stream),
                                      media_type="text/event-stream", headers=headers)
         finally:
             if not streaming:
-                self._in_flight -= 1
+                self._end(decision.tier)
 
-    async def _relay(self, first: str, stream: DeploymentResponseGenerator) -> AsyncIterator[str]:
+    def _begin(self, tier: str) -> None:
+        self._in_flight += 1
+        metrics.IN_FLIGHT.labels(tier).inc()
+
+    def _end(self, tier: str) -> None:
+        self._in_flight -= 1
+        metrics.IN_FLIGHT.labels(tier).dec()
+
+    async def _relay(self, tier: str, first: str,
+                     stream: DeploymentResponseGenerator) -> AsyncIterator[str]:
         """Pass SSE chunks through; a client gone mid-stream cancels the engine request."""
         finished = False
         try:
@@ -154,7 +176,7 @@ class Router:
                 yield chunk
             finished = True
         finally:
-            self._in_flight -= 1
+            self._end(tier)
             if not finished:
                 stream.cancel()
 
@@ -190,6 +212,11 @@ def make_router_deployment(config: AppConfig) -> Any:
             ready = ready and not self._draining
             body = {"status": "ready" if ready else "not_ready", "tiers": tiers}
             return JSONResponse(body, status_code=200 if ready else 503)
+
+        if config.server.metrics_enabled:
+            @app.get("/metrics", include_in_schema=False)
+            async def prometheus_metrics(self) -> Response:
+                return Response(metrics.render([self._gpu]), media_type=CONTENT_TYPE_LATEST)
 
         @app.get("/v1/models")
         async def models(self) -> dict[str, Any]:

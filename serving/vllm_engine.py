@@ -23,8 +23,10 @@ from vllm.exceptions import VLLMClientError
 from vllm.usage.usage_lib import UsageContext
 from vllm.utils.argparse_utils import FlexibleArgumentParser
 from vllm.v1.engine.async_llm import AsyncLLM
+from vllm.v1.metrics.loggers import StatLoggerBase
 
 from appliance.errors import error_body
+from serving import metrics
 from serving.engine_protocol import ChatEngine, EngineOutput, JSONResult
 
 logger = logging.getLogger(__name__)
@@ -60,12 +62,44 @@ def _vllm_error(err: Any) -> JSONResult:
     return JSONResult(status=status, body=error_body(status, message, param=err.error.param))
 
 
+class EngineMetricsLogger(StatLoggerBase):
+    """Feeds vLLM's per-step scheduler and iteration stats into onlycs_ metrics."""
+
+    def __init__(self, vllm_config: Any, engine_index: int = 0):
+        self.tier = str(vllm_config.model_config.served_model_name)
+        # Create every tier series at 0 now, so dashboards show 0 rather than no data.
+        for family in metrics.TIER_FAMILIES:
+            family.labels(self.tier)
+
+    def record(self, scheduler_stats: Any, iteration_stats: Any,
+               mm_cache_stats: Any = None, engine_idx: int = 0) -> None:
+        tier = self.tier
+        if scheduler_stats is not None:
+            metrics.ENGINE_RUNNING.labels(tier).set(scheduler_stats.num_running_reqs)
+            metrics.ENGINE_WAITING.labels(tier).set(scheduler_stats.num_waiting_reqs)
+            metrics.KV_CACHE_USAGE.labels(tier).set(scheduler_stats.kv_cache_usage)
+        if iteration_stats is None:
+            return
+        metrics.GENERATION_TOKENS.labels(tier).inc(iteration_stats.num_generation_tokens)
+        prompt = iteration_stats.prompt_token_stats
+        metrics.PROMPT_TOKENS.labels(tier).inc(prompt.total)
+        metrics.PROMPT_CACHED_TOKENS.labels(tier).inc(prompt.cached_tokens)
+        for ttft in iteration_stats.time_to_first_tokens_iter:
+            metrics.TTFT.labels(tier).observe(ttft)
+        for itl in iteration_stats.inter_token_latencies_iter:
+            metrics.INTER_TOKEN.labels(tier).observe(itl)
+
+    def log_engine_initialized(self) -> None:
+        metrics.ENGINE_UP.labels(self.tier).set(1)
+
+
 class VLLMChatEngine(ChatEngine):
     def __init__(self, options: dict[str, Any]):
         self._options = options
         self._engine: AsyncLLM | None = None
         self._state = State()
         self._aborted = 0
+        self._tier = str(options.get("served_model_name", "unknown"))
 
     async def start(self) -> None:
         parser = make_arg_parser(FlexibleArgumentParser())
@@ -77,7 +111,8 @@ class VLLMChatEngine(ChatEngine):
         self._engine = AsyncLLM.from_vllm_config(
             vllm_config=vllm_config,
             usage_context=UsageContext.OPENAI_API_SERVER,
-            disable_log_stats=engine_args.disable_log_stats,
+            disable_log_stats=False,
+            stat_loggers=[EngineMetricsLogger],
         )
         tasks = await self._engine.get_supported_tasks()
         await init_app_state(self._engine, self._state, args, supported_tasks=tasks)
@@ -95,6 +130,7 @@ class VLLMChatEngine(ChatEngine):
             except (asyncio.CancelledError, GeneratorExit):
                 # The client went away: closing vLLM's generator aborts the request.
                 self._aborted += 1
+                metrics.ENGINE_ABORTS.labels(self._tier).inc()
                 await result.aclose()
                 raise
             return
@@ -136,5 +172,6 @@ class VLLMChatEngine(ChatEngine):
 
     def shutdown(self) -> None:
         if self._engine is not None:
+            metrics.ENGINE_UP.labels(self._tier).set(0)
             self._engine.shutdown()
             self._engine = None

@@ -18,7 +18,8 @@ from tests.integration.conftest import Appliance
 
 pytestmark = pytest.mark.integration
 
-WORK = {"model": "large", "max_tokens": 120, "ignore_eos": True,
+# Long enough (several seconds here) to still be generating when SIGTERM arrives.
+WORK = {"model": "large", "max_tokens": 500, "ignore_eos": True,
         "messages": [{"role": "user", "content": "Write a story about a lighthouse."}]}
 
 

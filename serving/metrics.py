@@ -1,0 +1,104 @@
+"""The appliance's Prometheus metrics, shared by every process of the Ray cluster.
+
+All Ray Serve replicas on a node write to one `PROMETHEUS_MULTIPROC_DIR` (set by the
+launcher before Ray starts), and the router's `/metrics` aggregates the files, so a
+counter is the sum over every replica and process. Imports only prometheus_client.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.registry import Collector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+PREFIX = "onlycs_"
+
+# Latencies of a CPU-or-GPU LLM request: from tens of ms to minutes.
+REQUEST_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300)
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30)
+TOKEN_LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.15, 0.3, 0.6, 1.2, 2.5)
+# The router's decision has a 2 ms budget: resolve well below and around it.
+DECISION_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05)
+
+REQUESTS = Counter(
+    "onlycs_requests", "HTTP API requests answered, by endpoint, tier and status code.",
+    ["endpoint", "tier", "status"])
+REQUEST_DURATION = Histogram(
+    "onlycs_request_duration_seconds", "End-to-end API request latency (to the last byte).",
+    ["endpoint", "tier"], buckets=REQUEST_BUCKETS)
+IN_FLIGHT = Gauge(
+    "onlycs_requests_in_flight", "API requests being answered now, by tier.",
+    ["tier"], multiprocess_mode="livesum")
+ROUTER_DECISION = Histogram(
+    "onlycs_router_decision_seconds", "Time the router takes to choose a tier.",
+    buckets=DECISION_BUCKETS)
+ROUTING_DECISIONS = Counter(
+    "onlycs_routing_decisions", "Routing decisions, by chosen tier and rule id.",
+    ["tier", "rule"])
+
+TTFT = Histogram(
+    "onlycs_time_to_first_token_seconds", "Engine time to first token.",
+    ["tier"], buckets=TTFT_BUCKETS)
+INTER_TOKEN = Histogram(
+    "onlycs_inter_token_latency_seconds", "Engine time between output tokens.",
+    ["tier"], buckets=TOKEN_LATENCY_BUCKETS)
+PROMPT_TOKENS = Counter(
+    "onlycs_prompt_tokens", "Prompt tokens processed, by tier.", ["tier"])
+PROMPT_CACHED_TOKENS = Counter(
+    "onlycs_prompt_cached_tokens", "Prompt tokens served from the prefix cache.", ["tier"])
+GENERATION_TOKENS = Counter(
+    "onlycs_generation_tokens", "Output tokens generated, by tier.", ["tier"])
+ENGINE_RUNNING = Gauge(
+    "onlycs_engine_requests_running", "Sequences the engines are decoding now.",
+    ["tier"], multiprocess_mode="livesum")
+ENGINE_WAITING = Gauge(
+    "onlycs_engine_requests_waiting", "Requests queued inside the engines.",
+    ["tier"], multiprocess_mode="livesum")
+KV_CACHE_USAGE = Gauge(
+    "onlycs_engine_kv_cache_usage_ratio", "Fraction of KV-cache blocks in use (max replica).",
+    ["tier"], multiprocess_mode="livemax")
+ENGINE_ABORTS = Counter(
+    "onlycs_engine_aborted_requests", "Generations aborted because the client went away.",
+    ["tier"])
+ENGINE_UP = Gauge(
+    "onlycs_engine_up", "1 while a tier's engine replica is started and healthy.",
+    ["tier"], multiprocess_mode="livesum")
+BUILD_INFO = Gauge(
+    "onlycs_build_info", "Constant 1, labelled with version and profile.",
+    ["version", "profile"], multiprocess_mode="max")
+
+TIER_FAMILIES = (TTFT, INTER_TOKEN, PROMPT_TOKENS, PROMPT_CACHED_TOKENS, GENERATION_TOKENS,
+                 ENGINE_RUNNING, ENGINE_WAITING, KV_CACHE_USAGE, ENGINE_ABORTS, ENGINE_UP)
+
+
+class _OnlyOurs(Collector):
+    """The multiprocess files also hold vLLM's and Ray's own series: keep ours only."""
+
+    def __init__(self, path: str):
+        self._registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(self._registry, path=path)
+
+    def collect(self):
+        for family in self._registry.collect():
+            if family.name.startswith(PREFIX):
+                yield family
+
+
+def render(extra: list[Collector] | None = None) -> bytes:
+    """The Prometheus text exposition of every process's onlycs_ metrics."""
+    registry = CollectorRegistry()
+    path = os.environ.get(MULTIPROC_ENV)
+    if path:
+        registry.register(_OnlyOurs(path))
+    for collector in extra or []:
+        registry.register(collector)
+    return generate_latest(registry)
