@@ -10,9 +10,20 @@ STAMP   := $(VENV)/.onlycs-installed
 # transformers' model imports ("operator torchvision::nms does not exist").
 UNWANTED := torchvision torchaudio torchcodec
 
-.PHONY: setup models run test lint clean
+# Debian packages the test suite drives for real (a Prometheus server and promtool).
+APT_PACKAGES := prometheus
+
+.PHONY: setup system-packages models run test lint clean
 
 setup: $(STAMP)
+
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
 
 $(STAMP): pyproject.toml constraints/cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,7 +42,7 @@ run: models
 lint: setup
 	$(BIN)/ruff check .
 
-test: models lint
+test: system-packages models lint
 	$(BIN)/pytest
 
 clean:

@@ -26,7 +26,9 @@ class JSONFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        line |= {k: v for k, v in vars(record).items() if k not in _STANDARD}
+        # Extras passed with `extra=` (request_id, tier...); "_"-names are Ray's internals.
+        line |= {k: v for k, v in vars(record).items()
+                 if k not in _STANDARD and not k.startswith("_")}
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, ensure_ascii=False, default=str)

@@ -112,7 +112,8 @@ class Router:
                            f"{', '.join(('auto', *TIERS))}", param="model",
                            code="model_not_found")
 
-    def engine_body(self, req: ChatRequest | CompletionRequest, tier: str) -> dict[str, Any]:
+    def capped_max_tokens(self, req: ChatRequest | CompletionRequest) -> int:
+        """The output cap for this request; out-of-range asks are a 400."""
         limits = self.config.limits
         requested = getattr(req, "max_completion_tokens", None) or req.max_tokens
         if requested is not None and requested > limits.max_tokens_limit:
@@ -121,10 +122,15 @@ class Router:
         if req.n > limits.max_n:
             raise APIError(400, f"n must be at most {limits.max_n}", param="n",
                            code="invalid_value")
+        return requested or limits.default_max_tokens
+
+    @staticmethod
+    def engine_body(req: ChatRequest | CompletionRequest, tier: str,
+                    max_tokens: int) -> dict[str, Any]:
         body = req.model_dump(exclude_unset=True)
         body.pop("max_completion_tokens", None)
         body["model"] = tier
-        body["max_tokens"] = requested or limits.default_max_tokens
+        body["max_tokens"] = max_tokens
         return body
 
     # -- forwarding -----------------------------------------------------------------
@@ -133,11 +139,12 @@ class Router:
         if self._draining:
             raise APIError(503, "the appliance is shutting down; retry on another node",
                            code="draining", headers={"Retry-After": str(DRAIN_RETRY_AFTER_S)})
+        max_tokens = self.capped_max_tokens(req)
         started = time.perf_counter()
         decision = self.decide(req)
         metrics.ROUTER_DECISION.observe(time.perf_counter() - started)
         metrics.ROUTING_DECISIONS.labels(decision.tier, decision.rule).inc()
-        body = self.engine_body(req, decision.tier)
+        body = self.engine_body(req, decision.tier, max_tokens)
         headers = {ROUTE_HEADER: decision.header()}
         self._begin(decision.tier)
         streaming = False

@@ -63,7 +63,7 @@ class Appliance:
         return httpx.get(f"{self.base_url}/readyz", timeout=30).json()["tiers"][tier]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -89,7 +89,7 @@ def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
     if not (MODELS_ROOT / "smollm2-135m-instruct" / "config.json").is_file():
         pytest.fail("bundled model not prepared: run `make models` (make test does)")
     workdir = tmp_path_factory.mktemp("appliance")
-    port = _free_port()
+    port = free_port()
     config = workdir / "config.toml"
     config.write_text(CONFIG_TEMPLATE.format(port=port, models_root=MODELS_ROOT,
                                              default_max_tokens=DEFAULT_MAX_TOKENS))
