@@ -42,6 +42,8 @@ cpu_kvcache_space_gib = 1
 enable_lora = true
 [tiers.large]
 cpu_kvcache_space_gib = 1
+[logging]
+dir = "{log_dir}"
 """
 
 
@@ -50,6 +52,10 @@ class Appliance:
     base_url: str
     process: subprocess.Popen
     log_path: Path
+
+    @property
+    def log_dir(self) -> Path:
+        return self.log_path.parent / "log"
 
     def openai(self, **kwargs) -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.base_url}/v1", api_key="unused", max_retries=0,
@@ -92,7 +98,8 @@ def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
     port = free_port()
     config = workdir / "config.toml"
     config.write_text(CONFIG_TEMPLATE.format(port=port, models_root=MODELS_ROOT,
-                                             default_max_tokens=DEFAULT_MAX_TOKENS))
+                                             default_max_tokens=DEFAULT_MAX_TOKENS,
+                                             log_dir=workdir / "log"))
     log_path = workdir / "serve.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(

@@ -96,6 +96,30 @@ def test_counters_match_the_traffic_sent_exactly(appliance: Appliance) -> None:
     assert delta("onlycs_generation_tokens_total") == generated
 
 
+def test_logs_are_json_with_request_ids_and_no_prompt_text(appliance: Appliance) -> None:
+    secret = "my card number is 6222020200112233445"
+    response = httpx.post(f"{appliance.base_url}/v1/chat/completions", timeout=120, json={
+        "model": "small", "max_tokens": 4, "messages": [{"role": "user", "content": secret}]})
+    assert response.status_code == 200
+    request_id = response.headers["x-request-id"]
+    router_logs = list((appliance.log_dir / "serve").glob("replica_onlycs_router_*.log"))
+    assert router_logs, f"no router log under {appliance.log_dir}"
+    deadline = time.monotonic() + 30
+    while True:  # Ray Serve buffers log records briefly before writing them
+        lines = [json.loads(line) for path in router_logs
+                 for line in path.read_text().splitlines() if line.strip()]
+        mine = [line for line in lines if line.get("request_id") == request_id]
+        if mine or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert any("POST /v1/chat/completions 200" in line["message"] for line in mine)
+    own = (appliance.log_dir / "onlycs.log").read_text().splitlines()
+    assert own and all(json.loads(line)["level"] for line in own)
+    every_log = [p for p in appliance.log_dir.rglob("*") if p.is_file()]
+    every_log.append(appliance.log_path)
+    assert not [p for p in every_log if secret in p.read_text(errors="replace")]
+
+
 @pytest.fixture(scope="module")
 def prometheus(appliance: Appliance, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     binary = shutil.which("prometheus")
