@@ -58,6 +58,57 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from appliance.keys import KeyStore
+
+    store = KeyStore(_load(args.config).security.keys_file)
+    try:
+        key, record = store.create(args.name, args.scope, rpm=args.rpm, tpm=args.tpm)
+    except ValueError as exc:
+        print(f"{store.path}: {exc}", file=sys.stderr)
+        return 2
+    print(key)
+    print(f"created {record.scope} key {record.name!r} (id {record.id}); it is shown only "
+          "once and stored hashed", file=sys.stderr)
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    import time
+
+    from appliance.keys import KeyStore
+
+    for r in KeyStore(_load(args.config).security.keys_file).list():
+        state = "active" if r.active else "revoked " + time.strftime(
+            "%Y-%m-%d %H:%M", time.gmtime(r.revoked))
+        print(f"{r.id}  {r.scope:6}  {r.name:24}  rpm={r.rpm or '-'} tpm={r.tpm or '-'}  "
+              f"{state}")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from appliance.keys import KeyStore
+
+    store = KeyStore(_load(args.config).security.keys_file)
+    try:
+        record = store.revoke(args.key)
+    except ValueError as exc:
+        print(f"{store.path}: {exc}", file=sys.stderr)
+        return 2
+    print(f"revoked {record.name!r} (id {record.id}); the appliance stops accepting it "
+          "within a second")
+    return 0
+
+
+def cmd_tls_self_signed(args: argparse.Namespace) -> int:
+    from appliance.tls import write_self_signed
+
+    paths = write_self_signed(args.out, args.hostname, args.ip, days=args.days)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from appliance import logs
     from serving.launcher import preflight, serve_foreground
@@ -97,6 +148,32 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("target", nargs="?", help="model name under models.root, or a folder")
     verify.add_argument("--config", type=Path)
     verify.set_defaults(func=cmd_models_verify)
+
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="action", required=True)
+    create = keys.add_parser("create", help="create a key; it is printed once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scope", choices=["client", "admin"], default="client")
+    create.add_argument("--rpm", type=int, help="requests per minute (default from config)")
+    create.add_argument("--tpm", type=int, help="tokens per minute (default from config)")
+    create.add_argument("--config", type=Path)
+    create.set_defaults(func=cmd_keys_create)
+    listing = keys.add_parser("list", help="keys with scope and state (never the secret)")
+    listing.add_argument("--config", type=Path)
+    listing.set_defaults(func=cmd_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key by name or id")
+    revoke.add_argument("key")
+    revoke.add_argument("--config", type=Path)
+    revoke.set_defaults(func=cmd_keys_revoke)
+
+    tls = sub.add_parser("tls", help="certificates").add_subparsers(dest="action", required=True)
+    self_signed = tls.add_parser("self-signed", help="a test CA and a server certificate")
+    self_signed.add_argument("--out", type=Path, default=Path("var/tls"))
+    self_signed.add_argument("--hostname", action="append", default=[],
+                             help="DNS name for the certificate (repeatable; default localhost)")
+    self_signed.add_argument("--ip", action="append", default=[],
+                             help="IP address for the certificate (repeatable; default 127.0.0.1)")
+    self_signed.add_argument("--days", type=int, default=365)
+    self_signed.set_defaults(func=cmd_tls_self_signed)
     return parser
 
 

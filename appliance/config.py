@@ -43,6 +43,9 @@ class LimitsConfig(Section):
     max_ongoing_requests_per_tier: int = Field(
         256, ge=1, description="Requests one engine replica accepts at once (continuous batching)."
     )
+    max_pending_per_tier: int = Field(
+        512, ge=1, description="Admission bound: requests in flight plus queued per tier; "
+        "beyond it new requests get 503 with Retry-After.")
 
     @model_validator(mode="after")
     def _default_within_limit(self) -> LimitsConfig:
@@ -102,6 +105,31 @@ class RoutingConfig(Section):
     )
 
 
+class SecurityConfig(Section):
+    auth: Literal["auto", "on", "off"] = Field(
+        "auto", description="Require API keys; `auto` = on unless bound to loopback.")
+    keys_file: Path = Field(Path("var/keys.json"), description="Hashed API keys (0600).")
+    metrics_require_key: bool = Field(
+        False, description="Require an API key for /metrics (health endpoints stay open).")
+    default_rpm: int = Field(600, ge=1, description="Requests per minute per key.")
+    default_tpm: int = Field(
+        200_000, ge=1, description="Tokens per minute per key (prompt estimate + max_tokens).")
+    max_body_bytes: int = Field(
+        1 << 20, ge=1024, description="Larger request bodies get 413 before being read.")
+
+
+class TLSConfig(Section):
+    enabled: bool = Field(False, description="Serve HTTPS only (TLS 1.3 only) on server.port.")
+    cert_file: Path | None = Field(None, description="PEM server certificate (chain).")
+    key_file: Path | None = Field(None, description="PEM private key of the certificate.")
+
+    @model_validator(mode="after")
+    def _files_when_enabled(self) -> TLSConfig:
+        if self.enabled and (self.cert_file is None or self.key_file is None):
+            raise ValueError("cert_file and key_file are required when enabled = true")
+        return self
+
+
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     encoding: Literal["JSON", "TEXT"] = Field(
@@ -123,16 +151,28 @@ class AppConfig(Section):
     tiers: TiersConfig = Field(default_factory=TiersConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
+    tls: TLSConfig = Field(default_factory=TLSConfig)
+
+    @property
+    def auth_required(self) -> bool:
+        if self.security.auth != "auto":
+            return self.security.auth == "on"
+        return self.server.host not in ("127.0.0.1", "localhost", "::1")
 
     def resolve_paths(self, base: Path) -> AppConfig:
         """Relative paths in a config file are relative to that file's folder."""
-        update: dict[str, Any] = {}
-        if not self.models.root.is_absolute():
-            update["models"] = ModelsConfig(root=(base / self.models.root).resolve())
-        if self.logging.dir is not None and not self.logging.dir.is_absolute():
-            update["logging"] = self.logging.model_copy(
-                update={"dir": (base / self.logging.dir).resolve()})
-        return self.model_copy(update=update)
+        def absolute(path: Path | None) -> Path | None:
+            return path if path is None or path.is_absolute() else (base / path).resolve()
+
+        return self.model_copy(update={
+            "models": self.models.model_copy(update={"root": absolute(self.models.root)}),
+            "logging": self.logging.model_copy(update={"dir": absolute(self.logging.dir)}),
+            "security": self.security.model_copy(
+                update={"keys_file": absolute(self.security.keys_file)}),
+            "tls": self.tls.model_copy(update={"cert_file": absolute(self.tls.cert_file),
+                                               "key_file": absolute(self.tls.key_file)}),
+        })
 
 
 class ConfigError(Exception):

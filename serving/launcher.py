@@ -21,9 +21,11 @@ from typing import Any
 import psutil
 
 from appliance.config import AppConfig
+from appliance.keys import KeyFileError, KeyStore
 from appliance.logs import ray_logging_env, serve_logging
 from models.registry import check_model, model_dir
 from serving.metrics import MULTIPROC_ENV
+from serving.proxy_hooks import MAX_BODY_ENV, TLS_MIN_ENV
 
 logger = logging.getLogger("onlycs.serve")
 
@@ -53,6 +55,19 @@ def preflight(config: AppConfig) -> list[str]:
             problems.append(f"tiers.{name}.model: {exc}")
             continue
         problems += [f"tiers.{name}.model: {p}" for p in check_model(folder)]
+    if config.tls.enabled:
+        for key in ("cert_file", "key_file"):
+            path = getattr(config.tls, key)
+            if not os.access(path, os.R_OK):
+                problems.append(f"tls.{key}: {path} is missing or unreadable")
+    if config.auth_required:
+        try:
+            active = [k for k in KeyStore(config.security.keys_file).list() if k.active]
+        except KeyFileError as exc:
+            active, problems = [], [*problems, f"security.keys_file: {exc}"]
+        if not active:
+            problems.append(f"security.keys_file: auth is on but {config.security.keys_file} "
+                            "holds no active key; create one with `onlycs keys create`")
     return problems
 
 
@@ -82,6 +97,25 @@ def _kill_leftovers(procs: list[psutil.Process]) -> None:
         logger.info("stopped %d leftover processes", len(alive))
 
 
+def proxy_env(config: AppConfig) -> dict[str, str]:
+    """Settings for `serving.proxy_hooks`, which Ray Serve runs in its proxy process."""
+    env = {"RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": "serving.proxy_hooks.configure_proxy",
+           MAX_BODY_ENV: str(config.security.max_body_bytes)}
+    if config.tls.enabled:
+        env[TLS_MIN_ENV] = "1.3"
+    return env
+
+
+def http_options(config: AppConfig) -> Any:
+    from ray.serve.config import HTTPOptions
+
+    options: dict[str, Any] = {"host": config.server.host, "port": config.server.port}
+    if config.tls.enabled:
+        options |= {"ssl_certfile": str(config.tls.cert_file),
+                    "ssl_keyfile": str(config.tls.key_file)}
+    return HTTPOptions(**options)
+
+
 def _drain(router: Any, timeout_s: float) -> None:
     """Refuse new requests (503 + Retry-After), then wait for started ones to finish."""
     pending = router.begin_drain.remote().result()
@@ -102,9 +136,9 @@ def serve_foreground(config: AppConfig) -> int:
     metrics_dir = tempfile.mkdtemp(prefix="onlycs-metrics-")
     os.environ[MULTIPROC_ENV] = metrics_dir
     os.environ.update(ray_logging_env(config.logging))
+    os.environ.update(proxy_env(config))
     import ray
     from ray import serve
-    from ray.serve.config import HTTPOptions
 
     from serving.app import APP_NAME, build_app
 
@@ -125,7 +159,7 @@ def serve_foreground(config: AppConfig) -> int:
         # After ray.init: it installs its own SIGTERM handler, which exits at once.
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        serve.start(http_options=HTTPOptions(host=server.host, port=server.port),
+        serve.start(http_options=http_options(config),
                     logging_config=serve_logging(config.logging))
         started, done = time.monotonic(), threading.Event()
         threading.Thread(target=_report_progress, args=(started, done), daemon=True).start()
@@ -135,8 +169,10 @@ def serve_foreground(config: AppConfig) -> int:
         finally:
             done.set()
         starting = False
-        logger.info("OnlyCS ready in %.0f s: http://%s:%d/v1 (profile %s)",
-                    time.monotonic() - started, server.host, server.port, config.profile)
+        scheme = "https" if config.tls.enabled else "http"
+        logger.info("OnlyCS ready in %.0f s: %s://%s:%d/v1 (profile %s, auth %s)",
+                    time.monotonic() - started, scheme, server.host, server.port,
+                    config.profile, "on" if config.auth_required else "off")
         while not stop.wait(1.0):
             pass
         _drain(serve.get_app_handle(APP_NAME), server.drain_timeout_s)

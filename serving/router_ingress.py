@@ -10,9 +10,9 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -23,6 +23,7 @@ from appliance.config import AppConfig
 from appliance.errors import APIError
 from appliance.gpu import GPUCollector
 from serving import metrics
+from serving.access import AccessControl, Caller
 from serving.http_metrics import RequestMetricsMiddleware
 from serving.protocol import ChatRequest, CompletionRequest
 from serving.routing import TIERS, RouteDecision, choose_tier, pinned
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 ROUTE_HEADER = "x-onlycs-route"
 READY_TIMEOUT_S = 5.0
 DRAIN_RETRY_AFTER_S = 5
+OVERLOAD_RETRY_AFTER_S = 2
 VERSION = "0.1.0"
 
 
@@ -86,6 +88,8 @@ class Router:
         self._in_flight = 0
         self._draining = False
         self._gpu = GPUCollector()
+        self.access = AccessControl(config)
+        self._pending = dict.fromkeys(TIERS, 0)
         metrics.BUILD_INFO.labels(VERSION, config.profile).set(1)
         for tier in TIERS:
             metrics.IN_FLIGHT.labels(tier)
@@ -135,7 +139,14 @@ class Router:
 
     # -- forwarding -----------------------------------------------------------------
 
-    async def forward(self, method: str, req: ChatRequest | CompletionRequest) -> Any:
+    def admit(self, tier: str) -> None:
+        """Global admission control: a bounded number of requests per tier."""
+        if self._pending[tier] >= self.config.limits.max_pending_per_tier:
+            raise APIError(503, f"The {tier} tier is at capacity; retry shortly",
+                           code="overloaded", headers={"Retry-After": str(OVERLOAD_RETRY_AFTER_S)})
+
+    async def forward(self, method: str, req: ChatRequest | CompletionRequest,
+                      caller: Caller) -> Any:
         if self._draining:
             raise APIError(503, "the appliance is shutting down; retry on another node",
                            code="draining", headers={"Retry-After": str(DRAIN_RETRY_AFTER_S)})
@@ -143,6 +154,8 @@ class Router:
         started = time.perf_counter()
         decision = self.decide(req)
         metrics.ROUTER_DECISION.observe(time.perf_counter() - started)
+        self.admit(decision.tier)
+        self.access.charge(caller, _estimated_prompt_tokens(req) + max_tokens * req.n)
         metrics.ROUTING_DECISIONS.labels(decision.tier, decision.rule).inc()
         body = self.engine_body(req, decision.tier, max_tokens)
         headers = {ROUTE_HEADER: decision.header()}
@@ -167,10 +180,12 @@ class Router:
 
     def _begin(self, tier: str) -> None:
         self._in_flight += 1
+        self._pending[tier] += 1
         metrics.IN_FLIGHT.labels(tier).inc()
 
     def _end(self, tier: str) -> None:
         self._in_flight -= 1
+        self._pending[tier] -= 1
         metrics.IN_FLIGHT.labels(tier).dec()
 
     async def _relay(self, tier: str, first: str,
@@ -202,6 +217,29 @@ class Router:
         return all(r["ready"] for r in results), tiers
 
 
+def _caller(request: Request) -> Caller:
+    # A dependency, so the key is checked before the body is validated: a caller
+    # without a valid key learns nothing about the API from 400s.
+    return request.app.state.access.caller(request.headers)
+
+
+def _admin(request: Request) -> Caller:
+    return request.app.state.access.caller(request.headers, admin=True)
+
+
+CallerDep = Annotated[Caller, Depends(_caller)]
+AdminDep = Annotated[Caller, Depends(_admin)]
+
+
+def _estimated_prompt_tokens(req: ChatRequest | CompletionRequest) -> int:
+    # ~4 characters per token: good enough to budget, no tokenizer in the router.
+    if isinstance(req, ChatRequest):
+        size = sum(len(str(m.content or "")) for m in req.messages)
+    else:
+        size = len(str(req.prompt))
+    return size // 4 + 1
+
+
 def make_router_deployment(config: AppConfig) -> Any:
     """The Router as a Serve deployment, with its FastAPI app built for this config."""
     app = build_fastapi(config.server.docs_enabled)
@@ -209,6 +247,10 @@ def make_router_deployment(config: AppConfig) -> Any:
     @serve.deployment(name="router")
     @serve.ingress(app)
     class RouterDeployment(Router):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            app.state.access = self.access
+
         @app.get("/healthz")
         async def healthz(self) -> dict[str, str]:
             return {"status": "ok"}
@@ -222,21 +264,30 @@ def make_router_deployment(config: AppConfig) -> Any:
 
         if config.server.metrics_enabled:
             @app.get("/metrics", include_in_schema=False)
-            async def prometheus_metrics(self) -> Response:
+            async def prometheus_metrics(self, request: Request) -> Response:
+                if self.access.metrics_require_key:
+                    _caller(request)
                 return Response(metrics.render([self._gpu]), media_type=CONTENT_TYPE_LATEST)
 
+        @app.get("/admin/config")
+        async def admin_config(self, _: AdminDep) -> dict[str, Any]:
+            """The running configuration (admin scope)."""
+            return self.config.model_dump(mode="json")
+
         @app.get("/v1/models")
-        async def models(self) -> dict[str, Any]:
+        async def models(self, _: CallerDep) -> dict[str, Any]:
             data = [{"id": name, "object": "model", "created": self.created,
                      "owned_by": "onlycs"} for name in ("auto", *TIERS)]
             return {"object": "list", "data": data}
 
         @app.post("/v1/chat/completions")
-        async def chat_completions(self, req: ChatRequest) -> Any:
-            return await self.forward("chat", req)
+        async def chat_completions(self, req: ChatRequest,
+                                   caller: CallerDep) -> Any:
+            return await self.forward("chat", req, caller)
 
         @app.post("/v1/completions")
-        async def completions(self, req: CompletionRequest) -> Any:
-            return await self.forward("completions", req)
+        async def completions(self, req: CompletionRequest,
+                              caller: CallerDep) -> Any:
+            return await self.forward("completions", req, caller)
 
     return RouterDeployment

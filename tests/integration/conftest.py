@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -33,6 +34,7 @@ drain_timeout_s = 60
 default_max_tokens = {default_max_tokens}
 max_tokens_limit = 2048
 max_n = 4
+max_pending_per_tier = 24
 [models]
 root = "{models_root}"
 [routing]
@@ -44,29 +46,69 @@ enable_lora = true
 cpu_kvcache_space_gib = 1
 [logging]
 dir = "{log_dir}"
+[security]
+auth = "on"
+keys_file = "{workdir}/keys.json"
+max_body_bytes = 262144
+[tls]
+enabled = true
+cert_file = "{workdir}/tls/server.pem"
+key_file = "{workdir}/tls/server.key"
 """
 
 
 @dataclass
 class Appliance:
+    """The running appliance: HTTPS only (TLS 1.3), API keys required."""
+
     base_url: str
     process: subprocess.Popen
     log_path: Path
+    config_path: Path
+    ca_file: Path
+    client_key: str
+    admin_key: str
 
     @property
     def log_dir(self) -> Path:
         return self.log_path.parent / "log"
 
-    def openai(self, **kwargs) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.base_url}/v1", api_key="unused", max_retries=0,
-                             **kwargs)
+    def http(self, key: str | None = "client") -> httpx.Client:
+        """An HTTPS client trusting the test CA, sending the client key unless told."""
+        chosen = {"client": self.client_key, "admin": self.admin_key}.get(key, key)
+        headers = {"authorization": f"Bearer {chosen}"} if chosen else {}
+        return httpx.Client(base_url=self.base_url, verify=self.trust(), headers=headers,
+                            timeout=300)
 
-    def async_openai(self) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(base_url=f"{self.base_url}/v1", api_key="unused",
-                                  max_retries=0, timeout=300)
+    def trust(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def openai(self, key: str | None = None) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.base_url}/v1", api_key=key or self.client_key,
+                             max_retries=0, http_client=self.http(None))
+
+    def async_openai(self, key: str | None = None) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            base_url=f"{self.base_url}/v1", api_key=key or self.client_key, max_retries=0,
+            timeout=300, http_client=httpx.AsyncClient(verify=self.trust(), timeout=300))
 
     def tier_stats(self, tier: str) -> dict:
-        return httpx.get(f"{self.base_url}/readyz", timeout=30).json()["tiers"][tier]
+        return self.http().get("/readyz").json()["tiers"][tier]
+
+    def onlycs(self, *args: str) -> subprocess.CompletedProcess:
+        """The `onlycs` CLI against this appliance's config."""
+        return onlycs_cli(*args, "--config", str(self.config_path))
+
+
+def onlycs_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "appliance.cli", *args], capture_output=True,
+                          text=True, timeout=600, cwd=REPO)
+
+
+def create_key(config: Path, name: str, *extra: str) -> str:
+    made = onlycs_cli("keys", "create", "--name", name, *extra, "--config", str(config))
+    assert made.returncode == 0, made.stderr
+    return made.stdout.strip()
 
 
 def free_port() -> int:
@@ -82,7 +124,7 @@ def _wait_ready(app: Appliance) -> None:
             pytest.fail(f"onlycs serve exited with {app.process.returncode}; "
                         f"see {app.log_path}:\n{app.log_path.read_text()[-4000:]}")
         try:
-            if httpx.get(f"{app.base_url}/readyz", timeout=10).status_code == 200:
+            if app.http(None).get("/readyz", timeout=10).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -99,14 +141,19 @@ def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
     config = workdir / "config.toml"
     config.write_text(CONFIG_TEMPLATE.format(port=port, models_root=MODELS_ROOT,
                                              default_max_tokens=DEFAULT_MAX_TOKENS,
-                                             log_dir=workdir / "log"))
+                                             log_dir=workdir / "log", workdir=workdir))
+    made = onlycs_cli("tls", "self-signed", "--out", str(workdir / "tls"))
+    assert made.returncode == 0, made.stderr
+    client_key = create_key(config, "tests")
+    admin_key = create_key(config, "tests-admin", "--scope", "admin")
     log_path = workdir / "serve.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "appliance.cli", "serve", "--config", str(config)],
             stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=os.environ.copy(),
             start_new_session=True)
-    app = Appliance(f"http://127.0.0.1:{port}", process, log_path)
+    app = Appliance(f"https://127.0.0.1:{port}", process, log_path, config,
+                    workdir / "tls" / "ca.pem", client_key, admin_key)
     try:
         _wait_ready(app)
         yield app

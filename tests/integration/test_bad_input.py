@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 import openai
 import pytest
 
@@ -58,21 +57,21 @@ def test_prompt_longer_than_context_names_the_limit(appliance: Appliance) -> Non
     (b'{"messages": [{"role": "user", "content": "x"}], "stream": "yes"}', "stream"),
 ])
 def test_malformed_bodies(appliance: Appliance, payload: bytes, param: str | None) -> None:
-    response = httpx.post(f"{appliance.base_url}/v1/chat/completions", content=payload,
+    response = appliance.http().post("/v1/chat/completions", content=payload,
                           headers={"content-type": "application/json"})
     assert response.status_code == 400
     _assert_openai_error(response.json(), param)
 
 
 def test_completion_without_prompt(appliance: Appliance) -> None:
-    response = httpx.post(f"{appliance.base_url}/v1/completions", json={"model": "small"})
+    response = appliance.http().post("/v1/completions", json={"model": "small"})
     assert response.status_code == 400
     _assert_openai_error(response.json(), "prompt")
 
 
 def test_server_keeps_serving_after_bad_input(appliance: Appliance) -> None:
     for payload in (b"{", b"null", b'{"messages": 5}'):
-        httpx.post(f"{appliance.base_url}/v1/chat/completions", content=payload)
+        appliance.http().post("/v1/chat/completions", content=payload)
     reply = appliance.openai().chat.completions.create(model="small", messages=HI, max_tokens=4)
     assert reply.choices[0].message.content is not None
-    assert httpx.get(f"{appliance.base_url}/readyz").status_code == 200
+    assert appliance.http().get("/readyz").status_code == 200

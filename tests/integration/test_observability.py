@@ -32,7 +32,7 @@ THRESHOLD = re.compile(r"^(?P<lhs>.+?)\s*(?:>|<|>=|<=|==|!=)\s*[-+0-9.e]+$", re.
 
 
 def _samples(app: Appliance) -> dict[tuple[str, tuple], float]:
-    text = httpx.get(f"{app.base_url}/metrics", timeout=30).text
+    text = app.http().get("/metrics", timeout=30).text
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
 
@@ -63,7 +63,7 @@ def _send_traffic(app: Appliance, count: int) -> int:
 
 
 def test_metrics_endpoint_shows_only_onlycs_series(appliance: Appliance) -> None:
-    response = httpx.get(f"{appliance.base_url}/metrics")
+    response = appliance.http().get("/metrics")
     assert response.headers["content-type"].startswith("text/plain")
     names = {name for name, _ in _samples(appliance)}
     assert names and all(n.startswith("onlycs_") for n in names)
@@ -76,7 +76,7 @@ def test_counters_match_the_traffic_sent_exactly(appliance: Appliance) -> None:
     chat = "/v1/chat/completions"
     before = _samples(appliance)
     generated = _send_traffic(appliance, 20)
-    bad = httpx.post(f"{appliance.base_url}{chat}", content=b"{")
+    bad = appliance.http().post(f"{chat}", content=b"{")
     assert bad.status_code == 400
     after = _samples(appliance)
 
@@ -98,7 +98,7 @@ def test_counters_match_the_traffic_sent_exactly(appliance: Appliance) -> None:
 
 def test_logs_are_json_with_request_ids_and_no_prompt_text(appliance: Appliance) -> None:
     secret = "my card number is 6222020200112233445"
-    response = httpx.post(f"{appliance.base_url}/v1/chat/completions", timeout=120, json={
+    response = appliance.http().post("/v1/chat/completions", timeout=120, json={
         "model": "small", "max_tokens": 4, "messages": [{"role": "user", "content": secret}]})
     assert response.status_code == 200
     request_id = response.headers["x-request-id"]
@@ -130,8 +130,11 @@ def prometheus(appliance: Appliance, tmp_path_factory: pytest.TempPathFactory) -
     shutil.copytree(MONITORING / "prometheus", conf)
     settings = yaml.safe_load((conf / "prometheus.yml").read_text())
     settings["global"] |= {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    # The appliance serves HTTPS only here: scrape it as an operator would.
+    job = settings["scrape_configs"][0]
+    job |= {"scheme": "https", "tls_config": {"ca_file": str(appliance.ca_file)}}
     (conf / "prometheus.yml").write_text(yaml.safe_dump(settings))
-    target = appliance.base_url.removeprefix("http://")
+    target = appliance.base_url.removeprefix("https://")
     (conf / "targets" / "onlycs.json").write_text(json.dumps([{"targets": [target]}]))
     port = free_port()
     log = (work / "prometheus.log").open("w")

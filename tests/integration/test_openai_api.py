@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 import pytest
 
 from tests.integration.conftest import DEFAULT_MAX_TOKENS, Appliance
@@ -20,17 +19,17 @@ def test_models_lists_auto_and_both_tiers(appliance: Appliance) -> None:
 
 
 def test_health_and_readiness(appliance: Appliance) -> None:
-    assert httpx.get(f"{appliance.base_url}/healthz").json() == {"status": "ok"}
-    ready = httpx.get(f"{appliance.base_url}/readyz").json()
+    assert appliance.http().get("/healthz").json() == {"status": "ok"}
+    ready = appliance.http().get("/readyz").json()
     assert ready["status"] == "ready"
     assert ready["tiers"]["small"]["ready"] and ready["tiers"]["large"]["ready"]
 
 
 def test_openapi_schema_and_docs(appliance: Appliance) -> None:
-    schema = httpx.get(f"{appliance.base_url}/openapi.json").json()
+    schema = appliance.http().get("/openapi.json").json()
     assert "/v1/chat/completions" in schema["paths"]
     assert "/v1/completions" in schema["paths"]
-    assert "swagger" in httpx.get(f"{appliance.base_url}/docs").text.lower()
+    assert "swagger" in appliance.http().get("/docs").text.lower()
 
 
 @pytest.mark.parametrize(("model", "tier"), [("auto", "small"), ("small", "small"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 
 from tests.integration.conftest import Appliance
@@ -28,9 +27,9 @@ def _wait_for_unfinished(app: Appliance, tier: str, want: int, deadline_s: float
 def test_disconnect_aborts_generation(appliance: Appliance) -> None:
     assert _wait_for_unfinished(appliance, "small", 0, 60) == 0
     aborted_before = appliance.tier_stats("small")["aborted_requests"]
-    client = httpx.Client(timeout=60)
-    response = client.send(client.build_request("POST", f"{appliance.base_url}"
-                                                "/v1/chat/completions", json=LONG), stream=True)
+    client = appliance.http()
+    response = client.send(client.build_request("POST", "/v1/chat/completions", json=LONG),
+                           stream=True)
     assert response.status_code == 200
     lines = response.iter_lines()
     received = 0

@@ -24,12 +24,12 @@ WORK = {"model": "large", "max_tokens": 500, "ignore_eos": True,
 
 
 def test_sigterm_drains_and_stops_the_tree(appliance: Appliance) -> None:
-    url = f"{appliance.base_url}/v1/chat/completions"
+    url = "/v1/chat/completions"
     tree = psutil.Process(appliance.process.pid).children(recursive=True)
     assert len(tree) > 5, "expected Ray, replicas and engine processes"
     results: dict[str, httpx.Response] = {}
     worker = threading.Thread(target=lambda: results.update(
-        r=httpx.post(url, json=WORK, timeout=300)))
+        r=appliance.http().post(url, json=WORK)))
     worker.start()
     deadline = time.monotonic() + 60
     while appliance.tier_stats("large")["unfinished_requests"] == 0:
@@ -38,10 +38,10 @@ def test_sigterm_drains_and_stops_the_tree(appliance: Appliance) -> None:
 
     appliance.process.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 60
-    while httpx.get(f"{appliance.base_url}/readyz", timeout=30).status_code == 200:
+    while appliance.http().get("/readyz", timeout=30).status_code == 200:
         assert time.monotonic() < deadline, "readiness never dropped after SIGTERM"
         time.sleep(0.1)
-    refused = httpx.post(url, json=WORK, timeout=30)
+    refused = appliance.http().post(url, json=WORK)
     assert refused.status_code == 503
     assert int(refused.headers["retry-after"]) > 0
     assert refused.json()["error"]["code"] == "draining"

@@ -1,0 +1,149 @@
+"""API keys, scopes, rate limits, admission control, TLS 1.3 only, body-size limit:
+against the running appliance, over real TLS handshakes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import ssl
+import stat
+import subprocess
+
+import httpx
+import pytest
+
+from tests.integration.conftest import Appliance, create_key
+
+pytestmark = pytest.mark.integration
+
+ONE_TOKEN = {"model": "small", "prompt": "Hello", "max_tokens": 1}
+
+
+def _error(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    return error
+
+
+def test_requests_without_a_valid_key_get_401(appliance: Appliance) -> None:
+    anonymous = appliance.http(None)
+    assert _error(anonymous.post("/v1/completions", json=ONE_TOKEN), 401)["code"] == \
+        "missing_api_key"
+    assert _error(anonymous.get("/v1/models"), 401)["type"] == "authentication_error"
+    # Auth comes before validation: no key, broken body -> still 401.
+    _error(anonymous.post("/v1/chat/completions", content=b"{"), 401)
+    forged = appliance.http(appliance.client_key[:-4] + "AAAA")
+    assert _error(forged.post("/v1/completions", json=ONE_TOKEN), 401)["code"] == \
+        "invalid_api_key"
+    assert anonymous.get("/healthz").status_code == 200
+    assert anonymous.get("/readyz").status_code == 200
+
+
+def test_admin_endpoint_needs_admin_scope(appliance: Appliance) -> None:
+    assert _error(appliance.http().get("/admin/config"), 403)["code"] == "insufficient_scope"
+    config = appliance.http("admin").get("/admin/config")
+    assert config.status_code == 200 and config.json()["security"]["auth"] == "on"
+
+
+def test_keys_are_stored_hashed_and_private(appliance: Appliance) -> None:
+    keys_file = appliance.config_path.parent / "keys.json"
+    text = keys_file.read_text()
+    secret = appliance.client_key.split("-", 2)[2]
+    assert secret not in text and appliance.client_key not in text
+    assert stat.S_IMODE(os.stat(keys_file).st_mode) == 0o600
+    listed = appliance.onlycs("keys", "list")
+    assert "tests-admin" in listed.stdout and secret not in listed.stdout
+
+
+def test_revoked_key_stops_working_without_restart(appliance: Appliance) -> None:
+    key = create_key(appliance.config_path, "short-lived")
+    assert appliance.http(key).get("/v1/models").status_code == 200
+    revoked = appliance.onlycs("keys", "revoke", "short-lived")
+    assert revoked.returncode == 0, revoked.stderr
+    assert _error(appliance.http(key).get("/v1/models"), 401)["code"] == "invalid_api_key"
+
+
+def test_rate_limited_key_gets_429_while_others_are_served(appliance: Appliance) -> None:
+    key = create_key(appliance.config_path, "limited", "--rpm", "3")
+    limited = appliance.http(key)
+    statuses = [limited.post("/v1/completions", json=ONE_TOKEN) for _ in range(5)]
+    assert [r.status_code for r in statuses] == [200, 200, 200, 429, 429]
+    for refused in statuses[3:]:
+        assert _error(refused, 429)["code"] == "rate_limit_exceeded"
+        assert int(refused.headers["retry-after"]) >= 1
+    assert appliance.http().post("/v1/completions", json=ONE_TOKEN).status_code == 200
+
+
+def test_overload_gets_503_with_retry_after_never_a_hang(appliance: Appliance) -> None:
+    bound = 24  # limits.max_pending_per_tier in the test config
+    body = {"model": "small", "max_tokens": 48, "ignore_eos": True,
+            "messages": [{"role": "user", "content": "Tell me a story."}]}
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=appliance.base_url, timeout=300,
+                                     verify=appliance.trust(),
+                                     headers={"authorization": f"Bearer {appliance.admin_key}"},
+                                     limits=httpx.Limits(max_connections=100)) as client:
+            return await asyncio.gather(*(client.post("/v1/chat/completions", json=body)
+                                          for _ in range(bound + 16)))
+
+    responses = asyncio.run(burst())
+    codes = sorted(r.status_code for r in responses)
+    assert set(codes) <= {200, 503}, codes
+    assert codes.count(503) >= 1 and codes.count(200) >= bound // 2
+    for refused in (r for r in responses if r.status_code == 503):
+        assert _error(refused, 503)["code"] == "overloaded"
+        assert int(refused.headers["retry-after"]) >= 1
+
+
+def _port(appliance: Appliance) -> str:
+    return appliance.base_url.rsplit(":", 1)[1]
+
+
+@pytest.mark.parametrize(("flag", "accepted"), [("-tls1_2", False), ("-tls1_3", True)])
+def test_only_tls13_handshakes_succeed(appliance: Appliance, flag: str, accepted: bool) -> None:
+    done = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{_port(appliance)}", flag,
+         "-CAfile", str(appliance.ca_file), "-verify_return_error", "-brief"],
+        input="", capture_output=True, text=True, timeout=30)
+    output = done.stdout + done.stderr
+    if accepted:
+        assert done.returncode == 0, output
+        assert "TLSv1.3" in output
+    else:
+        assert done.returncode != 0, output
+
+
+def test_python_tls12_client_is_refused(appliance: Appliance) -> None:
+    context = ssl.create_default_context(cafile=str(appliance.ca_file))
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    with pytest.raises(httpx.ConnectError, match="SSL"), \
+            httpx.Client(verify=context, base_url=appliance.base_url) as client:
+        client.get("/healthz")
+
+
+def test_plain_http_is_not_served(appliance: Appliance) -> None:
+    plain = appliance.base_url.replace("https://", "http://")
+    try:
+        status = httpx.get(f"{plain}/healthz", timeout=10).status_code
+    except httpx.HTTPError:
+        return
+    assert status == 400  # a TLS server answering plain text with an error, never 200
+
+
+def test_oversized_bodies_get_413_before_being_read(appliance: Appliance) -> None:
+    big = json.dumps({"model": "small", "prompt": "x" * 300_000}).encode()
+    assert _error(appliance.http().post("/v1/completions", content=big,
+                                        headers={"content-type": "application/json"}),
+                  413)["code"] == "request_too_large"
+
+    def chunks():  # no Content-Length: refused once the stream passes the limit
+        for _ in range(40):
+            yield b"x" * 16384
+
+    refused = appliance.http().post("/v1/completions", content=chunks(),
+                                    headers={"content-type": "application/json"})
+    _error(refused, 413)
+    assert appliance.http().post("/v1/completions", json=ONE_TOKEN).status_code == 200
