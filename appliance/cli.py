@@ -6,8 +6,11 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from appliance.config import DEFAULT_MODEL_NAME, AppConfig, ConfigError, load_config
+from appliance.crypto import CryptoError
+from appliance.keys import KeyFileError
 
 DEFAULT_CONFIG = Path("config.toml")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -109,6 +112,55 @@ def cmd_tls_self_signed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_store(args: argparse.Namespace) -> Any:
+    from appliance.conversations import ConversationStore
+
+    store = _load(args.config).store
+    return ConversationStore(store.path, store.master_key_file, store.cipher)
+
+
+def cmd_conversations_init_key(args: argparse.Namespace) -> int:
+    from appliance.crypto import create_master_key
+
+    path = _load(args.config).store.master_key_file
+    try:
+        create_master_key(path)
+    except FileExistsError:
+        print(f"{path}: already exists; refusing to overwrite a master key", file=sys.stderr)
+        return 2
+    print(f"created master key {path} (mode 0600): back it up; without it the store is lost")
+    return 0
+
+
+def cmd_conversations_export(args: argparse.Namespace) -> int:
+    import json
+
+    store = _open_store(args)
+    if not store.has_session(args.session):
+        print(f"no conversation with session id {args.session!r}", file=sys.stderr)
+        return 2
+    print(json.dumps({"session": args.session, "messages": store.export(args.session)},
+                     ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_conversations_rotate(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    key_id = store.rotate_key()
+    print(f"new data key {key_id} encrypts new records; older keys stay for decryption")
+    if args.reencrypt:
+        print(f"re-encrypted {store.reencrypt()} records under key {key_id}")
+    return 0
+
+
+def cmd_conversations_purge(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    days = args.older_than_days or config.store.retention_days
+    removed = _open_store(args).purge(days * 86400)
+    print(f"purged {removed} messages older than {days:g} days")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from appliance import logs
     from serving.launcher import preflight, serve_foreground
@@ -174,6 +226,23 @@ def build_parser() -> argparse.ArgumentParser:
                              help="IP address for the certificate (repeatable; default 127.0.0.1)")
     self_signed.add_argument("--days", type=int, default=365)
     self_signed.set_defaults(func=cmd_tls_self_signed)
+
+    conv = sub.add_parser("conversations", help="the encrypted conversation store"
+                          ).add_subparsers(dest="action", required=True)
+    init_key = conv.add_parser("init-key", help="create the master key file (0600)")
+    init_key.set_defaults(func=cmd_conversations_init_key)
+    export = conv.add_parser("export", help="decrypt one session's messages (admin)")
+    export.add_argument("--session", required=True)
+    export.set_defaults(func=cmd_conversations_export)
+    rotate = conv.add_parser("rotate-key", help="new data key for new writes")
+    rotate.add_argument("--reencrypt", action="store_true",
+                        help="also re-encrypt older records under the new key")
+    rotate.set_defaults(func=cmd_conversations_rotate)
+    purge = conv.add_parser("purge", help="delete messages past the retention period")
+    purge.add_argument("--older-than-days", type=float)
+    purge.set_defaults(func=cmd_conversations_purge)
+    for command in (init_key, export, rotate, purge):
+        command.add_argument("--config", type=Path)
     return parser
 
 
@@ -185,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"{exc.path}: {problem}", file=sys.stderr)
+        return 2
+    except (CryptoError, KeyFileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
 
 

@@ -130,6 +130,16 @@ class TLSConfig(Section):
         return self
 
 
+class StoreConfig(Section):
+    enabled: bool = Field(True, description="Keep chat conversations, encrypted, on disk.")
+    path: Path = Field(Path("var/conversations.db"), description="SQLite database file.")
+    master_key_file: Path = Field(
+        Path("var/master.key"), description="Hex master key, mode 0600; wraps the data keys.")
+    cipher: Literal["aes-256-gcm", "sm4-gcm"] = Field(
+        "aes-256-gcm", description="Record cipher; sm4-gcm for national-standard sites.")
+    retention_days: float = Field(180, gt=0, description="`conversations purge` deletes older.")
+
+
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     encoding: Literal["JSON", "TEXT"] = Field(
@@ -153,6 +163,7 @@ class AppConfig(Section):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     tls: TLSConfig = Field(default_factory=TLSConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
 
     @property
     def auth_required(self) -> bool:
@@ -172,6 +183,9 @@ class AppConfig(Section):
                 update={"keys_file": absolute(self.security.keys_file)}),
             "tls": self.tls.model_copy(update={"cert_file": absolute(self.tls.cert_file),
                                                "key_file": absolute(self.tls.key_file)}),
+            "store": self.store.model_copy(update={
+                "path": absolute(self.store.path),
+                "master_key_file": absolute(self.store.master_key_file)}),
         })
 
 

@@ -21,6 +21,8 @@ from typing import Any
 import psutil
 
 from appliance.config import AppConfig
+from appliance.conversations import ConversationStore
+from appliance.crypto import CryptoError, create_master_key
 from appliance.keys import KeyFileError, KeyStore
 from appliance.logs import ray_logging_env, serve_logging
 from models.registry import check_model, model_dir
@@ -60,6 +62,8 @@ def preflight(config: AppConfig) -> list[str]:
             path = getattr(config.tls, key)
             if not os.access(path, os.R_OK):
                 problems.append(f"tls.{key}: {path} is missing or unreadable")
+    if config.store.enabled:
+        problems += _store_problems(config)
     if config.auth_required:
         try:
             active = [k for k in KeyStore(config.security.keys_file).list() if k.active]
@@ -69,6 +73,20 @@ def preflight(config: AppConfig) -> list[str]:
             problems.append(f"security.keys_file: auth is on but {config.security.keys_file} "
                             "holds no active key; create one with `onlycs keys create`")
     return problems
+
+
+def _store_problems(config: AppConfig) -> list[str]:
+    """Open the store once: a wrong or exposed master key stops the start here."""
+    store = config.store
+    if not store.master_key_file.exists():
+        create_master_key(store.master_key_file)
+        logger.warning("created master key %s (0600): back it up, the conversation store "
+                       "cannot be read without it", store.master_key_file)
+    try:
+        ConversationStore(store.path, store.master_key_file, store.cipher).close()
+    except CryptoError as exc:
+        return [f"store.master_key_file: {exc}"]
+    return []
 
 
 def _report_progress(started: float, done: threading.Event) -> None:

@@ -8,7 +8,9 @@ counter is the sum over every replica and process. Imports only prometheus_clien
 from __future__ import annotations
 
 import os
+import re
 
+import psutil
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -93,11 +95,23 @@ class _OnlyOurs(Collector):
                 yield family
 
 
+_LIVE_GAUGE_FILE = re.compile(r"^gauge_live\w*?_(\d+)\.db$")
+
+
+def _forget_dead_processes(path: str) -> None:
+    """A replica killed without cleanup leaves its live gauges (e.g. in-flight) behind."""
+    for name in os.listdir(path):
+        match = _LIVE_GAUGE_FILE.match(name)
+        if match and not psutil.pid_exists(int(match[1])):
+            multiprocess.mark_process_dead(int(match[1]), path)
+
+
 def render(extra: list[Collector] | None = None) -> bytes:
     """The Prometheus text exposition of every process's onlycs_ metrics."""
     registry = CollectorRegistry()
     path = os.environ.get(MULTIPROC_ENV)
     if path:
+        _forget_dead_processes(path)
         registry.register(_OnlyOurs(path))
     for collector in extra or []:
         registry.register(collector)

@@ -6,10 +6,11 @@ sampling ranges); every other OpenAI field passes through to vLLM unchanged.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
 
+NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
 
 
@@ -55,7 +56,8 @@ class ChatRequest(_Sampling):
 
 
 class CompletionRequest(_Sampling):
-    prompt: str | list[str] | list[int] | list[list[int]]
+    prompt: NonEmptyStr | list[NonEmptyStr] | list[int] | list[list[int]] = Field(
+        description="Text (or token ids) to continue; must not be empty.")
 
     def last_user_text(self) -> str:
         return self.prompt if isinstance(self.prompt, str) else ""

@@ -7,9 +7,11 @@ validated and capped here, so bad input is answered without reaching a model.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -18,8 +20,10 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from ray import serve
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from appliance.config import AppConfig
+from appliance.conversations import ConversationStore, Message
 from appliance.errors import APIError
 from appliance.gpu import GPUCollector
 from serving import metrics
@@ -27,10 +31,12 @@ from serving.access import AccessControl, Caller
 from serving.http_metrics import RequestMetricsMiddleware
 from serving.protocol import ChatRequest, CompletionRequest
 from serving.routing import TIERS, RouteDecision, choose_tier, pinned
+from serving.turns import StreamedReply, reply_text, request_messages, session_id_for
 
 logger = logging.getLogger(__name__)
 
 ROUTE_HEADER = "x-onlycs-route"
+SESSION_RESPONSE_HEADER = "x-onlycs-session"
 READY_TIMEOUT_S = 5.0
 DRAIN_RETRY_AFTER_S = 5
 OVERLOAD_RETRY_AFTER_S = 2
@@ -56,6 +62,12 @@ def _api_error(_: Request, exc: APIError) -> JSONResponse:
     return _error_response(exc)
 
 
+def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    # FastAPI's own 404/405 answers, in OpenAI's shape like every other error.
+    return _error_response(APIError(exc.status_code, str(exc.detail),
+                                    headers=dict(exc.headers or {})))
+
+
 def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     request_id = request.headers.get("x-request-id", "-")
     logger.exception("request %s failed", request_id, exc_info=exc)
@@ -73,6 +85,7 @@ def build_fastapi(docs_enabled: bool) -> FastAPI:
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(APIError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.add_middleware(RequestMetricsMiddleware)
     return app
@@ -90,6 +103,9 @@ class Router:
         self._gpu = GPUCollector()
         self.access = AccessControl(config)
         self._pending = dict.fromkeys(TIERS, 0)
+        store = config.store
+        self.store = (ConversationStore(store.path, store.master_key_file, store.cipher)
+                      if store.enabled else None)
         metrics.BUILD_INFO.labels(VERSION, config.profile).set(1)
         for tier in TIERS:
             metrics.IN_FLIGHT.labels(tier)
@@ -145,8 +161,26 @@ class Router:
             raise APIError(503, f"The {tier} tier is at capacity; retry shortly",
                            code="overloaded", headers={"Retry-After": str(OVERLOAD_RETRY_AFTER_S)})
 
+    async def pending_turn(self, headers: Any, req: ChatRequest) -> PendingTurn | None:
+        if self.store is None:
+            return None
+        session_id = session_id_for(headers, req)
+        known = await asyncio.to_thread(self.store.has_session, session_id)
+        return PendingTurn(session_id, request_messages(req, new_session=not known))
+
+    async def _save(self, turn: PendingTurn, reply: str) -> None:
+        """Commit the turn before the client sees its end: acknowledged means stored."""
+        assert self.store is not None
+        try:
+            await asyncio.to_thread(self.store.append_turn, turn.session_id,
+                                    [*turn.messages, Message("assistant", reply)])
+        except Exception:
+            logger.exception("conversation store write failed")
+            raise APIError(500, "the conversation could not be stored; nothing was "
+                           "acknowledged", code="store_error") from None
+
     async def forward(self, method: str, req: ChatRequest | CompletionRequest,
-                      caller: Caller) -> Any:
+                      caller: Caller, turn: PendingTurn | None = None) -> Any:
         if self._draining:
             raise APIError(503, "the appliance is shutting down; retry on another node",
                            code="draining", headers={"Retry-After": str(DRAIN_RETRY_AFTER_S)})
@@ -159,6 +193,8 @@ class Router:
         metrics.ROUTING_DECISIONS.labels(decision.tier, decision.rule).inc()
         body = self.engine_body(req, decision.tier, max_tokens)
         headers = {ROUTE_HEADER: decision.header()}
+        if turn is not None:
+            headers[SESSION_RESPONSE_HEADER] = turn.session_id
         self._begin(decision.tier)
         streaming = False
         try:
@@ -170,9 +206,11 @@ class Router:
                 raise APIError(500, "the model engine returned nothing") from None
             if isinstance(first, dict):
                 stream.cancel()
+                if turn is not None and first["status"] == 200:
+                    await self._save(turn, reply_text(first["body"]))
                 return JSONResponse(first["body"], status_code=first["status"], headers=headers)
             streaming = True
-            return StreamingResponse(self._relay(decision.tier, first, stream),
+            return StreamingResponse(self._relay(decision.tier, first, stream, turn),
                                      media_type="text/event-stream", headers=headers)
         finally:
             if not streaming:
@@ -188,13 +226,25 @@ class Router:
         self._pending[tier] -= 1
         metrics.IN_FLIGHT.labels(tier).dec()
 
-    async def _relay(self, tier: str, first: str,
-                     stream: DeploymentResponseGenerator) -> AsyncIterator[str]:
-        """Pass SSE chunks through; a client gone mid-stream cancels the engine request."""
+    async def _relay(self, tier: str, first: str, stream: DeploymentResponseGenerator,
+                     turn: PendingTurn | None) -> AsyncIterator[str]:
+        """Pass SSE chunks through; a client gone mid-stream cancels the engine request.
+
+        With a conversation to keep, the turn is stored before `[DONE]` goes out.
+        """
         finished = False
+        reply = StreamedReply()
         try:
-            yield first
-            async for chunk in stream:
+            async for chunk in _prepend(first, stream):
+                if turn is not None and chunk.startswith("data: [DONE]"):
+                    try:
+                        await self._save(turn, reply.text)
+                    except APIError as err:
+                        yield f"data: {json.dumps(err.body())}\n\n"
+                        finished = True
+                        return
+                elif turn is not None:
+                    reply.feed(chunk)
                 yield chunk
             finished = True
         finally:
@@ -215,6 +265,18 @@ class Router:
         results = await asyncio.gather(*(probe(t) for t in TIERS))
         tiers = dict(zip(TIERS, results, strict=True))
         return all(r["ready"] for r in results), tiers
+
+
+@dataclass(frozen=True)
+class PendingTurn:
+    session_id: str
+    messages: list[Message]
+
+
+async def _prepend(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:
+    yield first
+    async for item in rest:
+        yield item
 
 
 def _caller(request: Request) -> Caller:
@@ -281,9 +343,10 @@ def make_router_deployment(config: AppConfig) -> Any:
             return {"object": "list", "data": data}
 
         @app.post("/v1/chat/completions")
-        async def chat_completions(self, req: ChatRequest,
+        async def chat_completions(self, req: ChatRequest, request: Request,
                                    caller: CallerDep) -> Any:
-            return await self.forward("chat", req, caller)
+            turn = await self.pending_turn(request.headers, req)
+            return await self.forward("chat", req, caller, turn)
 
         @app.post("/v1/completions")
         async def completions(self, req: CompletionRequest,

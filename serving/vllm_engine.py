@@ -145,6 +145,9 @@ class VLLMChatEngine(ChatEngine):
         except ValidationError as exc:
             yield _pydantic_error(exc)
             return
+        except VLLMClientError as exc:  # vLLM's own validators raise these unwrapped
+            yield _vllm_error(self._state.openai_serving_chat.create_error_response(exc))
+            return
         async for out in self._run(self._state.openai_serving_chat,
                                    "create_chat_completion", request):
             yield out
@@ -154,6 +157,9 @@ class VLLMChatEngine(ChatEngine):
             request = CompletionRequest.model_validate(body)
         except ValidationError as exc:
             yield _pydantic_error(exc)
+            return
+        except VLLMClientError as exc:  # vLLM's own validators raise these unwrapped
+            yield _vllm_error(self._state.openai_serving_completion.create_error_response(exc))
             return
         async for out in self._run(self._state.openai_serving_completion,
                                    "create_completion", request):

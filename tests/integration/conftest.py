@@ -50,6 +50,9 @@ dir = "{log_dir}"
 auth = "on"
 keys_file = "{workdir}/keys.json"
 max_body_bytes = 262144
+[store]
+path = "{workdir}/conversations.db"
+master_key_file = "{workdir}/master.key"
 [tls]
 enabled = true
 cert_file = "{workdir}/tls/server.pem"

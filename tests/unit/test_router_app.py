@@ -13,3 +13,11 @@ def test_docs_can_be_turned_off() -> None:
     assert on.get("/docs").status_code == 200
     assert off.get("/openapi.json").status_code == 404
     assert off.get("/docs").status_code == 404
+
+
+def test_framework_errors_use_the_openai_shape() -> None:
+    client = TestClient(build_fastapi(True))
+    for response, status in ((client.get("/nowhere"), 404),
+                             (client.request("TRACE", "/openapi.json"), 405)):
+        assert response.status_code == status
+        assert set(response.json()["error"]) == {"message", "type", "param", "code"}
