@@ -41,3 +41,21 @@ def test_prepare_then_verify_then_detect_tampering(tmp_path: Path) -> None:
     broken = _onlycs("models", "verify", cwd=tmp_path)
     assert broken.returncode == 1
     assert "model.safetensors: sha256 mismatch" in broken.stderr
+
+
+def test_serve_refuses_an_exposed_or_wrong_master_key(tmp_path: Path) -> None:
+    models = Path(__file__).resolve().parents[2] / "var" / "models"
+    (tmp_path / "config.toml").write_text(
+        f'[models]\nroot = "{models}"\n[store]\npath = "c.db"\nmaster_key_file = "m.key"\n')
+    key = tmp_path / "m.key"
+    key.write_text("11" * 32 + "\n")
+    key.chmod(0o644)
+    exposed = _onlycs("serve", "--config", "config.toml", cwd=tmp_path)
+    assert exposed.returncode == 2
+    assert "permissions 0644 are too wide" in exposed.stderr
+    key.chmod(0o600)
+    assert _onlycs("conversations", "export", "--session", "x", cwd=tmp_path).returncode == 2
+    key.write_text("22" * 32 + "\n")  # not the key that sealed c.db's data keys
+    wrong = _onlycs("serve", "--config", "config.toml", cwd=tmp_path)
+    assert wrong.returncode == 2
+    assert "wrong master key" in wrong.stderr

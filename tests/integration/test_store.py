@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import psutil
@@ -51,7 +52,7 @@ def test_turns_are_stored_encrypted_and_exported_for_an_admin(appliance: Applian
     assert messages[2]["content"] == first.json()["choices"][0]["message"]["content"]
     assert messages[3]["content"] == "and my refund?" and messages[4]["content"]
 
-    raw = b"".join(open(path, "rb").read() for path in (_db(appliance), _db(appliance) + "-wal")
+    raw = b"".join(Path(path).read_bytes() for path in (_db(appliance), _db(appliance) + "-wal")
                    if os.path.exists(path))
     for plain in (SECRET, "6222020200998877665", "13912345678", "Be formal."):
         assert plain.encode() not in raw
