@@ -161,6 +161,47 @@ def cmd_conversations_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_router_train(args: argparse.Namespace) -> int:
+    from serving.router.train import train
+
+    report = train(step=lambda m: print(m, file=sys.stderr))
+    _print_eval(report)
+    return 0
+
+
+def cmd_router_eval(args: argparse.Namespace) -> int:
+    from serving.router.train import evaluate
+
+    _print_eval(evaluate())
+    return 0
+
+
+def _print_eval(report: dict) -> None:
+    print("held-out split of serving/router/data/routing.jsonl")
+    for key, value in report.items():
+        print(f"  {key:28} {value}")
+
+
+def cmd_router_explain(args: argparse.Namespace) -> int:
+    from serving.routing import build_engine
+
+    engine = build_engine(_load(args.config))
+    decision = engine.decide(args.message, full=True)
+    print(f"message: {args.message!r}")
+    print(f"intent:  {decision.intent} ({'MiniLM embedding' if decision.embedded else 'n-grams'})")
+    print("features:")
+    for name, value in sorted(decision.features.items()):
+        print(f"  {name:24} {value:.4g}")
+    for hit in decision.hits:
+        print(f"sensitive: {hit.term!r} in list {hit.list_name} -> {hit.action}")
+    print("path:")
+    for step in decision.path:
+        sign = ">" if step.went == "then" else "<="
+        print(f"  {step.node}: {step.feature} = {step.value:.4g} {sign} {step.threshold:g}")
+    print(f"decision: {decision.header()}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from appliance import logs
     from serving.launcher import preflight, serve_foreground
@@ -226,6 +267,17 @@ def build_parser() -> argparse.ArgumentParser:
                              help="IP address for the certificate (repeatable; default 127.0.0.1)")
     self_signed.add_argument("--days", type=int, default=365)
     self_signed.set_defaults(func=cmd_tls_self_signed)
+
+    router = sub.add_parser("router", help="the routing decision tree").add_subparsers(
+        dest="action", required=True)
+    router.add_parser("train", help="fit classifiers and the rule tree; print held-out scores"
+                      ).set_defaults(func=cmd_router_train)
+    router.add_parser("eval", help="held-out routing accuracy and small-tier share"
+                      ).set_defaults(func=cmd_router_eval)
+    explain = router.add_parser("explain", help="features, path and tier for one message")
+    explain.add_argument("message")
+    explain.add_argument("--config", type=Path)
+    explain.set_defaults(func=cmd_router_explain)
 
     conv = sub.add_parser("conversations", help="the encrypted conversation store"
                           ).add_subparsers(dest="action", required=True)

@@ -99,10 +99,36 @@ class ModelsConfig(Section):
     root: Path = Field(Path("var/models"), description="Folder of prepared models.")
 
 
+class WordList(Section):
+    name: str = Field(description="List name, used in metrics and route rule ids.")
+    file: Path = Field(description="One term per line; `#` starts a comment.")
+    action: Literal["block", "mask", "flag"] = Field(
+        description="block: the appliance refuses politely; mask: stars before the model; "
+        "flag: count only.")
+
+
+_SENSITIVE_DIR = (Path(__file__).resolve().parent.parent / "serving" / "router" / "data"
+                  / "sensitive")
+
+
+def _default_lists() -> list[WordList]:
+    return [WordList(name="abuse_en", file=_SENSITIVE_DIR / "abuse_en.txt", action="block"),
+            WordList(name="abuse_zh", file=_SENSITIVE_DIR / "abuse_zh.txt", action="block"),
+            WordList(name="competitors", file=_SENSITIVE_DIR / "competitors.txt",
+                     action="flag")]
+
+
 class RoutingConfig(Section):
-    long_message_chars: int = Field(
-        600, ge=1, description="Placeholder rule: longer last user messages go to `large`."
-    )
+    rules_file: Path | None = Field(
+        None, description="Routing rule tree (YAML); default: the one shipped, trained by "
+        "`onlycs router train`.")
+    context_cache_sessions: int = Field(
+        1000, ge=1, description="Sessions whose router state is kept (LRU).")
+    embed_below: float = Field(
+        0.55, gt=0, le=1, description="Embed a message with MiniLM when the cheap intent "
+        "classifier's confidence is below this (only if the rules test intent).")
+    sensitive_lists: list[WordList] = Field(default_factory=_default_lists,
+                                            description="Sensitive-word lists and actions.")
 
 
 class SecurityConfig(Section):
@@ -183,6 +209,10 @@ class AppConfig(Section):
                 update={"keys_file": absolute(self.security.keys_file)}),
             "tls": self.tls.model_copy(update={"cert_file": absolute(self.tls.cert_file),
                                                "key_file": absolute(self.tls.key_file)}),
+            "routing": self.routing.model_copy(update={
+                "rules_file": absolute(self.routing.rules_file),
+                "sensitive_lists": [w.model_copy(update={"file": absolute(w.file)})
+                                    for w in self.routing.sensitive_lists]}),
             "store": self.store.model_copy(update={
                 "path": absolute(self.store.path),
                 "master_key_file": absolute(self.store.master_key_file)}),

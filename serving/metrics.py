@@ -47,6 +47,16 @@ ROUTING_DECISIONS = Counter(
     "onlycs_routing_decisions", "Routing decisions, by chosen tier and rule id.",
     ["tier", "rule"])
 
+SENSITIVE_HITS = Counter(
+    "onlycs_sensitive_word_hits", "Sensitive-word matches, by list and action.",
+    ["list", "action"])
+CONTEXT_CACHE = Counter(
+    "onlycs_context_cache_lookups", "Router context-cache lookups, by result (hit/miss).",
+    ["result"])
+BLOCKED = Counter(
+    "onlycs_blocked_requests", "Requests refused by the appliance itself (sensitive words).",
+    ["list"])
+
 TTFT = Histogram(
     "onlycs_time_to_first_token_seconds", "Engine time to first token.",
     ["tier"], buckets=TTFT_BUCKETS)

@@ -30,7 +30,9 @@ from serving import metrics
 from serving.access import AccessControl, Caller
 from serving.http_metrics import RequestMetricsMiddleware
 from serving.protocol import ChatRequest, CompletionRequest
-from serving.routing import TIERS, RouteDecision, choose_tier, pinned
+from serving.refusal import REFUSAL, refusal_body, refusal_stream
+from serving.router.rules import RulesError, as_dict, dump_tree
+from serving.routing import TIERS, RouteDecision, Routing
 from serving.turns import StreamedReply, reply_text, request_messages, session_id_for
 
 logger = logging.getLogger(__name__)
@@ -102,6 +104,7 @@ class Router:
         self._draining = False
         self._gpu = GPUCollector()
         self.access = AccessControl(config)
+        self.routing = Routing(config)
         self._pending = dict.fromkeys(TIERS, 0)
         store = config.store
         self.store = (ConversationStore(store.path, store.master_key_file, store.cipher)
@@ -121,16 +124,11 @@ class Router:
 
     # -- decisions made before any engine is involved ------------------------------
 
-    def decide(self, req: ChatRequest | CompletionRequest) -> RouteDecision:
-        model = req.model or "auto"
-        if model == "auto":
-            return choose_tier(req.last_user_text(),
-                               long_message_chars=self.config.routing.long_message_chars)
-        if model in TIERS:
-            return pinned(model)
-        raise APIError(404, f"The model '{model}' does not exist; use one of "
-                           f"{', '.join(('auto', *TIERS))}", param="model",
-                           code="model_not_found")
+    def decide(self, req: ChatRequest | CompletionRequest,
+               session_id: str | None) -> RouteDecision:
+        history = ([m for m in _user_texts(req)][:-1] if isinstance(req, ChatRequest) else [])
+        return self.routing.route(req.model or "auto", req.last_user_text(),
+                                  session_id=session_id, history=history)
 
     def capped_max_tokens(self, req: ChatRequest | CompletionRequest) -> int:
         """The output cap for this request; out-of-range asks are a 400."""
@@ -186,12 +184,16 @@ class Router:
                            code="draining", headers={"Retry-After": str(DRAIN_RETRY_AFTER_S)})
         max_tokens = self.capped_max_tokens(req)
         started = time.perf_counter()
-        decision = self.decide(req)
+        decision = self.decide(req, turn.session_id if turn else None)
         metrics.ROUTER_DECISION.observe(time.perf_counter() - started)
+        if decision.tier is None:
+            return self.refuse(req, decision, turn)
         self.admit(decision.tier)
         self.access.charge(caller, _estimated_prompt_tokens(req) + max_tokens * req.n)
         metrics.ROUTING_DECISIONS.labels(decision.tier, decision.rule).inc()
         body = self.engine_body(req, decision.tier, max_tokens)
+        if decision.masked_text is not None:
+            _replace_last_user_text(body, decision.masked_text)
         headers = {ROUTE_HEADER: decision.header()}
         if turn is not None:
             headers[SESSION_RESPONSE_HEADER] = turn.session_id
@@ -215,6 +217,20 @@ class Router:
         finally:
             if not streaming:
                 self._end(decision.tier)
+
+    async def refuse(self, req: ChatRequest | CompletionRequest, decision: RouteDecision,
+                     turn: PendingTurn | None) -> Any:
+        """A blocked message gets a polite answer from the appliance; no engine sees it."""
+        metrics.BLOCKED.labels(decision.rule.removeprefix("blocked.")).inc()
+        metrics.ROUTING_DECISIONS.labels("none", decision.rule).inc()
+        headers = {ROUTE_HEADER: decision.header()}
+        if turn is not None:
+            headers[SESSION_RESPONSE_HEADER] = turn.session_id
+            await self._save(turn, REFUSAL)
+        if req.stream:
+            return StreamingResponse(refusal_stream(req, REFUSAL),
+                                     media_type="text/event-stream", headers=headers)
+        return JSONResponse(refusal_body(req, REFUSAL), headers=headers)
 
     def _begin(self, tier: str) -> None:
         self._in_flight += 1
@@ -279,6 +295,21 @@ async def _prepend(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:
         yield item
 
 
+def _user_texts(req: ChatRequest) -> list[str]:
+    return [m.content if isinstance(m.content, str) else "" for m in req.messages
+            if m.role == "user"]
+
+
+def _replace_last_user_text(body: dict[str, Any], text: str) -> None:
+    if "messages" in body:
+        for message in reversed(body["messages"]):
+            if message.get("role") == "user":
+                message["content"] = text
+                return
+    elif isinstance(body.get("prompt"), str):
+        body["prompt"] = text
+
+
 def _caller(request: Request) -> Caller:
     # A dependency, so the key is checked before the body is validated: a caller
     # without a valid key learns nothing about the API from 400s.
@@ -335,6 +366,22 @@ def make_router_deployment(config: AppConfig) -> Any:
         async def admin_config(self, _: AdminDep) -> dict[str, Any]:
             """The running configuration (admin scope)."""
             return self.config.model_dump(mode="json")
+
+        @app.get("/admin/router/rules")
+        async def get_rules(self, _: AdminDep) -> Response:
+            """The routing rule file in force (admin scope)."""
+            return Response(dump_tree(as_dict(self.routing.engine.rules.root)),
+                            media_type="application/yaml")
+
+        @app.post("/admin/router/rules")
+        async def reload_rules(self, request: Request, _: AdminDep) -> dict[str, Any]:
+            """Validate a new rule file and swap it in; a bad one changes nothing (400)."""
+            text = (await request.body()).decode("utf-8", errors="replace")
+            try:
+                tree = self.routing.engine.reload_rules(text)
+            except RulesError as exc:
+                raise APIError(400, f"rule file rejected: {exc}", code="invalid_rules") from None
+            return {"status": "reloaded", "features": sorted(tree.referenced)}
 
         @app.get("/v1/models")
         async def models(self, _: CallerDep) -> dict[str, Any]:

@@ -37,8 +37,6 @@ max_n = 4
 max_pending_per_tier = 24
 [models]
 root = "{models_root}"
-[routing]
-long_message_chars = 200
 [tiers.small]
 cpu_kvcache_space_gib = 1
 enable_lora = true

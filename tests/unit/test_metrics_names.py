@@ -6,7 +6,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from serving import metrics
 
-ALLOWED_LABELS = {"endpoint", "tier", "status", "rule", "version", "profile"}
+ALLOWED_LABELS = {"endpoint", "tier", "status", "rule", "version", "profile", "list",
+                  "action", "result"}
 
 
 def _all_metrics() -> list:

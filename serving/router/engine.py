@@ -1,0 +1,182 @@
+"""The routing decision: sensitive words, features, intent, then the rule tree.
+
+Pure Python and numpy: importing it never imports vllm or torch. The cheap path
+(hashed n-gram intent classifier, hand-made signals) decides most messages; only a
+message whose intent it is unsure of is embedded with MiniLM, and a session's state
+is kept in an LRU context cache so earlier turns are never recomputed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from serving.router import features as feat
+from serving.router.rules import RuleTree, Step, load_rules, parse_rules
+from serving.router.sensitive import Hit, SensitiveMatcher, strongest
+
+MODEL_DIR = Path(__file__).parent / "model"
+DATA_DIR = Path(__file__).parent / "data"
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = np.exp(z - z.max())
+    return z / z.sum()
+
+
+@dataclass
+class Classifier:
+    labels: list[str]
+    weights: np.ndarray  # (dim, labels)
+    bias: np.ndarray
+
+    @classmethod
+    def load(cls, path: Path) -> Classifier:
+        with np.load(path, allow_pickle=False) as npz:
+            return cls([str(x) for x in npz["labels"]], npz["weights"], npz["bias"])
+
+    def save(self, path: Path) -> None:
+        np.savez_compressed(path, labels=np.array(self.labels), weights=self.weights,
+                            bias=self.bias)
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        return _softmax(x @ self.weights + self.bias)
+
+
+@dataclass
+class SessionState:
+    turns: int = 0
+    max_complaint: float = 0.0
+    embeddings: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass
+class Decision:
+    tier: str | None  # None: blocked, answered by the appliance itself
+    rule: str
+    intent: str
+    features: dict[str, float]
+    path: list[Step]
+    hits: list[Hit]
+    embedded: bool
+    cache_hit: bool
+
+    def header(self) -> str:
+        return f"tier={self.tier or 'none'}; rule={self.rule}"
+
+
+def feature_names(intents: list[str]) -> frozenset[str]:
+    return frozenset([*(f"p_{i}" for i in intents), *feat.SIGNAL_NAMES, "kb_match",
+                      "prior_complaint"])
+
+
+class RoutingEngine:
+    def __init__(self, matcher: SensitiveMatcher, rules_path: Path | None = None,
+                 model_dir: Path = MODEL_DIR, *, cache_sessions: int = 1000,
+                 embed_below: float = 0.55):
+        self.matcher = matcher
+        self.fast = Classifier.load(model_dir / "intent_fast.npz")
+        self.slow = Classifier.load(model_dir / "intent_embed.npz")
+        with np.load(model_dir / "kb.npz", allow_pickle=False) as npz:
+            self.kb = npz["vectors"]
+        self.known = feature_names(self.fast.labels)
+        self.rules: RuleTree = load_rules(rules_path or model_dir / "rules.yaml", self.known)
+        self.embed_below = embed_below
+        self.cache_sessions = cache_sessions
+        self._cache: OrderedDict[str, SessionState] = OrderedDict()
+        self._embedder = None
+        self._lock = threading.Lock()
+
+    # -- pieces ---------------------------------------------------------------------
+
+    def embedder(self) -> Any:
+        """Built on first use: 90 MB of weights most routers never need to touch."""
+        with self._lock:
+            if self._embedder is None:
+                from serving.router.embedder import MiniLMEmbedder
+
+                self._embedder = MiniLMEmbedder()
+            return self._embedder
+
+    def intent(self, text: str, hashed: np.ndarray, *, allow_embedding: bool = True
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+        probs = self.fast.probabilities(hashed)
+        if probs.max() >= self.embed_below or not allow_embedding:
+            return probs, None
+        vector = self.embedder().embed(text)
+        return self.slow.probabilities(vector), vector
+
+    def _message_features(self, text: str, turn: int, *, full: bool = False
+                          ) -> tuple[dict[str, float], np.ndarray, np.ndarray | None]:
+        hashed = feat.hashed_ngrams(text)
+        # The embedding only runs when the rules test intent and the cheap classifier is
+        # unsure (or when explaining): most messages are decided without it.
+        needs_intent = full or any(f.startswith("p_") for f in self.rules.referenced)
+        probs, vector = self.intent(text, hashed, allow_embedding=needs_intent)
+        values = feat.signals(text, turn)
+        values |= {f"p_{label}": float(p) for label, p in zip(self.fast.labels, probs,
+                                                               strict=True)}
+        values["kb_match"] = float((self.kb @ hashed).max()) if len(self.kb) else 0.0
+        return values, probs, vector
+
+    def _session(self, session_id: str | None, history: list[str]) -> tuple[SessionState, bool]:
+        """The session's state before this message: from the cache, or rebuilt."""
+        if session_id is not None:
+            with self._lock:
+                state = self._cache.get(session_id)
+                if state is not None:
+                    self._cache.move_to_end(session_id)
+                    return state, True
+        state = SessionState()
+        for turn, text in enumerate(history, start=1):
+            values, _, _ = self._message_features(text, turn)
+            state.turns = turn
+            state.max_complaint = max(state.max_complaint, values["p_complaint"])
+        return state, False
+
+    def _remember(self, session_id: str | None, state: SessionState) -> None:
+        if session_id is None:
+            return
+        with self._lock:
+            self._cache[session_id] = state
+            self._cache.move_to_end(session_id)
+            while len(self._cache) > self.cache_sessions:
+                self._cache.popitem(last=False)
+
+    # -- the decision ---------------------------------------------------------------
+
+    def decide(self, text: str, *, session_id: str | None = None,
+               history: list[str] | None = None, full: bool = False) -> Decision:
+        """Route one message; `full` also runs the costly intent path (for explain)."""
+        hits = self.matcher.find(text)
+        state, cache_hit = self._session(session_id, history or [])
+        turn = state.turns + 1
+        values, probs, vector = self._message_features(text, turn, full=full)
+        values["prior_complaint"] = state.max_complaint
+        intent = self.fast.labels[int(np.argmax(probs))]
+        if strongest(hits) == "block":
+            tier, rule, path = None, f"blocked.{hits[0].list_name}", []
+        else:
+            tier, rule, path = self.rules.decide(values)
+        embeddings = [*state.embeddings[-3:], vector] if vector is not None else state.embeddings
+        self._remember(session_id, SessionState(
+            turn, max(state.max_complaint, values["p_complaint"]), embeddings))
+        return Decision(tier, rule, intent, values, path, hits, vector is not None, cache_hit)
+
+    def reload_rules(self, text: str) -> RuleTree:
+        """Validate, then swap: a bad file leaves the running rules untouched."""
+        tree = parse_rules(text, self.known)
+        self.rules = tree
+        return tree
+
+
+def timed_decide(engine: RoutingEngine, text: str, **kwargs: object) -> tuple[Decision, float]:
+    started = time.perf_counter()
+    decision = engine.decide(text, **kwargs)
+    return decision, time.perf_counter() - started
