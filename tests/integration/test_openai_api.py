@@ -48,13 +48,6 @@ def test_chat_each_model(appliance: Appliance, model: str, tier: str) -> None:
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
 
 
-def test_auto_routes_long_messages_to_large(appliance: Appliance) -> None:
-    long_text = "My order arrived broken and nobody answers my emails. " * 6
-    raw = appliance.openai().chat.completions.with_raw_response.create(
-        model="auto", messages=[{"role": "user", "content": long_text}], max_tokens=4)
-    assert raw.headers["x-onlycs-route"] == "tier=large; rule=placeholder.long_message"
-
-
 @pytest.mark.parametrize("model", ["auto", "small", "large"])
 def test_chat_streaming_with_usage(appliance: Appliance, model: str) -> None:
     stream = appliance.openai().chat.completions.create(

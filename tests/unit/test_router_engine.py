@@ -1,0 +1,112 @@
+"""The routing engine alone: pure Python + numpy, the shipped model and rule file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from appliance.config import AppConfig
+from serving.router.dataset import generate, load
+from serving.router.engine import RoutingEngine
+from serving.router.rules import RulesError, parse_rules
+from serving.router.sensitive import SensitiveMatcher, mask
+from serving.routing import build_engine
+
+FEATURES = frozenset({"length_chars", "p_complaint"})
+
+
+@pytest.fixture(scope="module")
+def engine() -> RoutingEngine:
+    return build_engine(AppConfig())
+
+
+def test_complaint_goes_large_and_order_status_small(engine: RoutingEngine) -> None:
+    complaint = engine.decide("This is unacceptable, my lamp arrived broken and nobody "
+                              "answers my emails!")
+    assert complaint.tier == "large" and complaint.intent == "complaint"
+    order = engine.decide("Where is my order 4471?")
+    assert order.tier == "small" and order.intent == "order_status"
+    assert engine.decide("转人工").tier == "large"
+    assert [s.node for s in complaint.path]  # the path that explains the decision
+
+
+def test_blocked_words_never_get_a_tier(engine: RoutingEngine) -> None:
+    for text in ("you stupid bot", "傻逼客服", "Fuck you!"):
+        decision = engine.decide(text)
+        assert decision.tier is None and decision.rule.startswith("blocked.abuse_")
+    assert engine.decide("my class starts at 9, where is my order?").tier == "small"
+
+
+def test_context_cache_hits_on_later_turns_and_evicts_oldest() -> None:
+    small = build_engine(AppConfig.model_validate({"routing": {"context_cache_sessions": 2}}))
+    first = small.decide("I am angry, my lamp is broken", session_id="a")
+    assert not first.cache_hit
+    second = small.decide("and where is my order?", session_id="a")
+    assert second.cache_hit and second.features["turn"] == 2
+    assert second.features["prior_complaint"] == pytest.approx(first.features["p_complaint"])
+    small.decide("hi", session_id="b")
+    small.decide("hi", session_id="c")  # evicts "a", the least recently used
+    rebuilt = small.decide("again", session_id="a", history=["x", "y"])
+    assert not rebuilt.cache_hit and rebuilt.features["turn"] == 3
+
+
+def test_mask_action_stars_the_term() -> None:
+    matcher = SensitiveMatcher({"internal": ("mask", ["project lumos"])})
+    text = "Tell me about Project Lumos please"
+    assert mask(text, matcher.find(text)) == "Tell me about ************* please"
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("version: 1\ntree: {id: a, tier: medium}", "tier must be one of"),
+    ("version: 1\ntree: {id: a, when: {feature: nope, above: 1}, then: {id: b, tier: small},"
+     " else: {id: c, tier: large}}", "unknown feature 'nope'"),
+    ("version: 1\ntree: {id: a, when: {feature: length_chars, above: 1},"
+     " then: {id: a, tier: small}, else: {id: c, tier: large}}", "duplicate id 'a'"),
+    ("version: 1\ntree: {id: a, when: {feature: length_chars, above: x},"
+     " then: {id: b, tier: small}, else: {id: c, tier: large}}", "must be a number"),
+    ("tree: [", "not valid YAML"),
+    ("version: 2\ntree: {id: a, tier: small}", "version: 1"),
+])
+def test_rule_files_are_validated_with_the_node_named(text: str, error: str) -> None:
+    with pytest.raises(RulesError, match=error):
+        parse_rules(text, FEATURES)
+
+
+def test_reload_swaps_only_valid_rules(engine: RoutingEngine) -> None:
+    before = engine.rules
+    with pytest.raises(RulesError):
+        engine.reload_rules("version: 1\ntree: {id: x, tier: nowhere}")
+    assert engine.rules is before
+    engine.reload_rules("version: 1\ntree: {id: everything.large, tier: large}")
+    try:
+        decision = engine.decide("Where is my order?")
+        assert (decision.tier, decision.rule) == ("large", "everything.large")
+    finally:
+        engine.rules = before
+
+
+def test_shipped_dataset_is_reproducible_with_unseen_holdout_phrasings() -> None:
+    assert generate() == load()
+    train = {r["text"] for r in load("train")}
+    holdout = load("holdout")
+    assert len(holdout) >= 50 and not any(r["text"] in train for r in holdout)
+    assert {r["intent"] for r in holdout} >= {"complaint", "order_status", "refund"}
+
+
+def test_numpy_embedder_matches_the_torch_model() -> None:
+    import torch  # tests may use torch; the router never does
+    from transformers import AutoModel, AutoTokenizer
+
+    from serving.router.embedder import MiniLMEmbedder, bundled_model_dir
+
+    folder: Path = bundled_model_dir()
+    reference = AutoModel.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    ours = MiniLMEmbedder(folder)
+    for text in ("Where is my order?", "我的快递到哪里了？"):
+        with torch.no_grad():
+            hidden = reference(**tokenizer(text, return_tensors="pt")).last_hidden_state[0]
+        expected = (hidden.mean(0) / hidden.mean(0).norm()).numpy()
+        assert float(np.dot(ours.embed(text), expected)) > 0.9999
