@@ -33,6 +33,7 @@ from serving.protocol import ChatRequest, CompletionRequest
 from serving.refusal import REFUSAL, refusal_body, refusal_stream
 from serving.router.rules import RulesError, as_dict, dump_tree
 from serving.routing import TIERS, RouteDecision, Routing
+from serving.safety import OutputFilter, SSEFilter, mask_response
 from serving.turns import StreamedReply, reply_text, request_messages, session_id_for
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class Router:
         self._gpu = GPUCollector()
         self.access = AccessControl(config)
         self.routing = Routing(config)
+        self.output_filter = OutputFilter(self.routing.engine.matcher)
         self._pending = dict.fromkeys(TIERS, 0)
         store = config.store
         self.store = (ConversationStore(store.path, store.master_key_file, store.cipher)
@@ -187,7 +189,7 @@ class Router:
         decision = self.decide(req, turn.session_id if turn else None)
         metrics.ROUTER_DECISION.observe(time.perf_counter() - started)
         if decision.tier is None:
-            return self.refuse(req, decision, turn)
+            return await self.refuse(req, decision, turn)
         self.admit(decision.tier)
         self.access.charge(caller, _estimated_prompt_tokens(req) + max_tokens * req.n)
         metrics.ROUTING_DECISIONS.labels(decision.tier, decision.rule).inc()
@@ -208,6 +210,8 @@ class Router:
                 raise APIError(500, "the model engine returned nothing") from None
             if isinstance(first, dict):
                 stream.cancel()
+                if first["status"] == 200:
+                    mask_response(self.output_filter, first["body"])
                 if turn is not None and first["status"] == 200:
                     await self._save(turn, reply_text(first["body"]))
                 return JSONResponse(first["body"], status_code=first["status"], headers=headers)
@@ -250,8 +254,10 @@ class Router:
         """
         finished = False
         reply = StreamedReply()
+        sse_filter = SSEFilter(self.output_filter)
         try:
-            async for chunk in _prepend(first, stream):
+            async for raw in _prepend(first, stream):
+                chunk = sse_filter.rewrite(raw)
                 if turn is not None and chunk.startswith("data: [DONE]"):
                     try:
                         await self._save(turn, reply.text)

@@ -100,3 +100,23 @@ def test_rules_reload_needs_admin_validates_and_applies(appliance: Appliance) ->
         restored = appliance.http("admin").post("/admin/router/rules", content=current.text)
         assert restored.status_code == 200
     assert _route(appliance, ORDER).startswith("tier=small;")
+
+
+def test_streamed_phone_number_split_across_chunks_is_masked(appliance: Appliance) -> None:
+    # Structured output forces the real engine to say a phone number, one token per
+    # chunk, so the digits arrive split across several SSE events.
+    said = "Our hotline is 13800138000."
+    pattern = "Our hotline is 13800138000\\."
+    stream = appliance.openai().chat.completions.create(
+        model="small", stream=True, max_tokens=40, temperature=0,
+        messages=[{"role": "user", "content": "What is your hotline?"}],
+        extra_body={"structured_outputs": {"regex": pattern}})
+    pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
+    text = "".join(pieces)
+    assert text == said.replace("13800138000", "*" * 11)
+    assert "138" not in text and "8000" not in text
+    plain = appliance.openai().chat.completions.create(
+        model="small", max_tokens=40, temperature=0,
+        messages=[{"role": "user", "content": "What is your hotline?"}],
+        extra_body={"structured_outputs": {"regex": pattern}})
+    assert plain.choices[0].message.content == text

@@ -1,0 +1,23 @@
+"""`python -m perf run SUITE`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+SUITES = {"router": "perf.router_suite"}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m perf")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run one benchmark suite")
+    run.add_argument("suite", choices=sorted(SUITES))
+    args = parser.parse_args()
+    module = __import__(SUITES[args.suite], fromlist=["run"])
+    module.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

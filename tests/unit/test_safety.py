@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import pytest
+
+from serving.router.sensitive import SensitiveMatcher
+from serving.safety import OutputFilter
+
+TEXT = ("Sure! Our hotline is 13800138000, email support@lumen-home.com any time. "
+        "Card 6222020200112233445, ID 11010119900307777X, US line (512) 555-0199. Bye.")
+
+
+def test_personal_data_is_masked() -> None:
+    masked = OutputFilter().mask(TEXT)
+    for secret in ("13800138000", "support@lumen-home.com", "6222020200112233445",
+                   "11010119900307777X", "555-0199"):
+        assert secret not in masked
+    assert masked.startswith("Sure! Our hotline is ***********, email ")
+    assert masked.endswith("Bye.") and len(masked) == len(TEXT)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 11, 13, 64])
+def test_stream_masking_equals_whole_text_masking(size: int) -> None:
+    output_filter = OutputFilter(SensitiveMatcher({"internal": ("mask", ["project lumos"])}))
+    text = TEXT + " Ask about Project Lumos."
+    stream = output_filter.stream()
+    pieces = [stream.feed(text[i:i + size]) for i in range(0, len(text), size)]
+    assert "".join(pieces) + stream.flush() == output_filter.mask(text)
+    assert "13800138000" not in "".join(pieces) and "Lumos" not in "".join(pieces)
+
+
+def test_sse_rewrite_masks_a_number_split_across_events() -> None:
+    import json
+
+    from serving.safety import SSEFilter
+
+    pieces = ["Call ", "138", "0013", "8000", " now, it is free of charge for everyone who ",
+              "calls today and tomorrow."]
+    def event(piece: str) -> str:
+        choice = {"index": 0, "delta": {"content": piece}, "finish_reason": None}
+        return "data: " + json.dumps({"choices": [choice]}) + "\n\n"
+
+    events = [event(p) for p in pieces]
+    events.append('data: {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}\n\n')
+    events.append("data: [DONE]\n\n")
+    sse = SSEFilter(OutputFilter())
+    out = [sse.rewrite(e) for e in events]
+    text = "".join(json.loads(e[6:])["choices"][0]["delta"].get("content") or ""
+                   for e in out if e.startswith("data: {"))
+    assert text == "Call *********** now, it is free of charge for everyone who calls today " \
+                   "and tomorrow."
+    assert out[-1] == "data: [DONE]\n\n"
