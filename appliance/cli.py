@@ -66,7 +66,12 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
     store = KeyStore(_load(args.config).security.keys_file)
     try:
-        key, record = store.create(args.name, args.scope, rpm=args.rpm, tpm=args.tpm)
+        config = _load(args.config)
+        if args.persona and args.persona not in config.sessions.personas:
+            raise ValueError(f"unknown persona {args.persona!r}; configured: "
+                             f"{', '.join(sorted(config.sessions.personas))}")
+        key, record = store.create(args.name, args.scope, rpm=args.rpm, tpm=args.tpm,
+                                   persona=args.persona)
     except ValueError as exc:
         print(f"{store.path}: {exc}", file=sys.stderr)
         return 2
@@ -248,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--scope", choices=["client", "admin"], default="client")
     create.add_argument("--rpm", type=int, help="requests per minute (default from config)")
     create.add_argument("--tpm", type=int, help="tokens per minute (default from config)")
+    create.add_argument("--persona", help="persona for this key's requests (sessions.personas)")
     create.add_argument("--config", type=Path)
     create.set_defaults(func=cmd_keys_create)
     listing = keys.add_parser("list", help="keys with scope and state (never the secret)")

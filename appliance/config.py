@@ -156,6 +156,30 @@ class TLSConfig(Section):
         return self
 
 
+class Persona(Section):
+    system: str = Field(description="System prompt that sets the agent's voice and role.")
+
+
+def _default_personas() -> dict[str, Persona]:
+    return {
+        "formal": Persona(system="You are Aria, a formal and precise customer-service agent "
+                          "of Lumen Home, a lighting shop. Answer politely and concisely."),
+        "friendly": Persona(system="You are Sunny, a warm and cheerful helper at Lumen Home, "
+                            "a lighting shop. Keep answers short and friendly."),
+        "game_npc": Persona(system="You are Old Tomas, the lamplighter of the village of "
+                            "Lumen. Stay in character and speak like a storyteller."),
+    }
+
+
+class SessionsConfig(Section):
+    personas: dict[str, Persona] = Field(default_factory=_default_personas,
+                                         description="Named system-prompt presets.")
+    history_messages: int = Field(
+        40, ge=0, description="Stored messages of a session put before a new one (0: none).")
+    history_chars: int = Field(
+        4000, ge=0, description="Trim the oldest history past this size (fits the context).")
+
+
 class StoreConfig(Section):
     enabled: bool = Field(True, description="Keep chat conversations, encrypted, on disk.")
     path: Path = Field(Path("var/conversations.db"), description="SQLite database file.")
@@ -190,6 +214,7 @@ class AppConfig(Section):
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     tls: TLSConfig = Field(default_factory=TLSConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    sessions: SessionsConfig = Field(default_factory=SessionsConfig)
 
     @property
     def auth_required(self) -> bool:

@@ -147,6 +147,10 @@ class ConversationStore:
             out.append({"seq": seq, "role": role, "content": text, "created": created})
         return out
 
+    def recent(self, session_id: str, limit: int) -> list[dict]:
+        """The last `limit` messages of a session, oldest first."""
+        return self.export(session_id)[-limit:] if limit else []
+
     def reencrypt(self) -> int:
         """Re-seal every record not under the active data key; returns how many."""
         active = self.active_key_id()

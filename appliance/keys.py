@@ -32,6 +32,7 @@ class KeyRecord:
     revoked: float | None = None
     rpm: int | None = None
     tpm: int | None = None
+    persona: str | None = None
 
     @property
     def active(self) -> bool:
@@ -77,7 +78,7 @@ class KeyStore:
         return _read(self.path)
 
     def create(self, name: str, scope: Scope, *, rpm: int | None = None,
-               tpm: int | None = None) -> tuple[str, KeyRecord]:
+               tpm: int | None = None, persona: str | None = None) -> tuple[str, KeyRecord]:
         if not name.strip():
             raise ValueError("name must not be empty")
         records = _read(self.path)
@@ -86,7 +87,8 @@ class KeyStore:
         key_id, salt = secrets.token_hex(4), secrets.token_hex(16)
         secret = secrets.token_urlsafe(32)
         record = KeyRecord(id=key_id, name=name, scope=scope, salt=salt,
-                           hash=_digest(salt, secret), created=time.time(), rpm=rpm, tpm=tpm)
+                           hash=_digest(salt, secret), created=time.time(), rpm=rpm, tpm=tpm,
+                           persona=persona)
         _write(self.path, [*records, record])
         return f"{PREFIX}-{key_id}-{secret}", record
 

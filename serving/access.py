@@ -24,6 +24,7 @@ class Caller:
     scope: str
     rpm: int | None = None
     tpm: int | None = None
+    persona: str | None = None
 
 
 def _bearer(headers: Mapping[str, str]) -> str | None:
@@ -55,7 +56,7 @@ class AccessControl:
         if admin and record.scope != "admin":
             raise APIError(403, "This endpoint needs an admin-scoped API key",
                            code="insufficient_scope")
-        return Caller(record.id, record.scope, record.rpm, record.tpm)
+        return Caller(record.id, record.scope, record.rpm, record.tpm, record.persona)
 
     def charge(self, caller: Caller, tokens: int) -> None:
         """Spend one request and `tokens` of the caller's per-minute budget, or raise 429."""

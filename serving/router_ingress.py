@@ -28,6 +28,7 @@ from appliance.errors import APIError
 from appliance.gpu import GPUCollector
 from serving import metrics
 from serving.access import AccessControl, Caller
+from serving.context import persona_name, persona_prompt, trimmed, with_context
 from serving.http_metrics import RequestMetricsMiddleware
 from serving.protocol import ChatRequest, CompletionRequest
 from serving.refusal import REFUSAL, refusal_body, refusal_stream
@@ -161,12 +162,23 @@ class Router:
             raise APIError(503, f"The {tier} tier is at capacity; retry shortly",
                            code="overloaded", headers={"Retry-After": str(OVERLOAD_RETRY_AFTER_S)})
 
-    async def pending_turn(self, headers: Any, req: ChatRequest) -> PendingTurn | None:
+    async def prepare_chat(self, req: ChatRequest, headers: Any,
+                           caller: Caller) -> tuple[ChatRequest, PendingTurn | None]:
+        """Add persona and stored history; name the turn the store will keep."""
+        sessions = self.config.sessions
+        system = persona_prompt(sessions, persona_name(headers, req, caller.persona))
         if self.store is None:
-            return None
+            return with_context(req, system, []), None
         session_id = session_id_for(headers, req)
         known = await asyncio.to_thread(self.store.has_session, session_id)
-        return PendingTurn(session_id, request_messages(req, new_session=not known))
+        history: list[dict] = []
+        if known and not any(m.role == "assistant" for m in req.messages):
+            stored = await asyncio.to_thread(self.store.recent, session_id,
+                                             sessions.history_messages)
+            history = trimmed(stored, sessions.history_chars)
+        own = with_context(req, system, [])
+        turn = PendingTurn(session_id, request_messages(own, new_session=not known))
+        return with_context(req, system, history), turn
 
     async def _save(self, turn: PendingTurn, reply: str) -> None:
         """Commit the turn before the client sees its end: acknowledged means stored."""
@@ -398,8 +410,8 @@ def make_router_deployment(config: AppConfig) -> Any:
         @app.post("/v1/chat/completions")
         async def chat_completions(self, req: ChatRequest, request: Request,
                                    caller: CallerDep) -> Any:
-            turn = await self.pending_turn(request.headers, req)
-            return await self.forward("chat", req, caller, turn)
+            full, turn = await self.prepare_chat(req, request.headers, caller)
+            return await self.forward("chat", full, caller, turn)
 
         @app.post("/v1/completions")
         async def completions(self, req: CompletionRequest,
