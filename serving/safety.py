@@ -19,12 +19,17 @@ PII = re.compile("|".join([
     r"(?<!\d)1[3-9]\d{9}(?!\d)",                 # Chinese mobile
     r"(?<!\d)(?:\+?\d{1,3}[ -]?)?(?:\(?\d{3}\)?[ -]?)\d{3}[ -]?\d{4}(?!\d)",  # phone
 ]))
-HOLD_BACK = 48  # longer than any pattern above or any masked word
+# Characters that can continue a phone/card/ID number or an e-mail address.
+_RUN = set("@._+-()")
 
 
 class OutputFilter:
     def __init__(self, matcher: SensitiveMatcher | None = None):
         self.matcher = matcher
+        terms = matcher.terms(("mask", "block")) if matcher is not None else []
+        # A masked term of several words may be cut between them; a CJK term has no spaces.
+        self.extra_words = max((len(t.split()) for t in terms), default=1) - 1
+        self.cjk_hold = max((len(t) for t in terms if not t.isascii()), default=0)
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         found = [m.span() for m in PII.finditer(text)]
@@ -52,23 +57,36 @@ class StreamMasker:
 
     def feed(self, piece: str) -> str:
         self._pending += piece
-        if len(self._pending) <= HOLD_BACK:
-            return ""
-        spans = self._filter.spans(self._pending)
-        cut = len(self._pending) - HOLD_BACK
-        # Never cut inside a match (the rest would no longer match), nor inside a run of
-        # letters or digits that may still grow into one.
+        text = self._pending
+        cut = self._hold_from(text)
+        # Never cut inside a match: the rest alone would no longer match.
+        spans = self._filter.spans(text)
         moved = True
         while moved:
             moved = False
-            while cut > 0 and self._pending[cut - 1].isalnum():
-                cut, moved = cut - 1, True
             for start, end in spans:
                 if start < cut < end:
                     cut, moved = start, True
-        ready = self._filter.mask(self._pending)[:cut]
-        self._pending = self._pending[cut:]
+        ready = self._filter.mask(text)[:cut]
+        self._pending = text[cut:]
         return ready
+
+    def _hold_from(self, text: str) -> int:
+        """Where the tail that could still grow into a masked pattern begins."""
+        i = len(text)
+        while i > 0:
+            ch = text[i - 1]
+            if (ch.isascii() and ch.isalnum()) or ch in _RUN:
+                i -= 1
+            elif ch == " " and i >= 2 and (text[i - 2].isdigit() or text[i - 2] == ")"):
+                i -= 1  # "555 0199", "(512) 555": numbers may contain spaces
+            else:
+                break
+        for _ in range(self._filter.extra_words):
+            i = text.rfind(" ", 0, max(0, i - 1)) + 1
+        if self._filter.cjk_hold and not text[i - 1:i].isascii():
+            i = min(i, max(0, len(text) - self._filter.cjk_hold))
+        return i
 
     def flush(self) -> str:
         rest, self._pending = self._filter.mask(self._pending), ""

@@ -44,6 +44,9 @@ class SensitiveMatcher:
                 self._add(term, name, action)
         self._link()
 
+    def terms(self, actions: tuple[str, ...]) -> list[str]:
+        return [term for out in self._out for term, _, action in out if action in actions]
+
     def _add(self, term: str, name: str, action: Action) -> None:
         node = 0
         for ch in term:

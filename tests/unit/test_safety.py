@@ -49,3 +49,17 @@ def test_sse_rewrite_masks_a_number_split_across_events() -> None:
     assert text == "Call *********** now, it is free of charge for everyone who calls today " \
                    "and tomorrow."
     assert out[-1] == "data: [DONE]\n\n"
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 6, 9])
+def test_stream_masking_with_shipped_lists_and_chinese(size: int) -> None:
+    from appliance.config import AppConfig
+    from serving.routing import build_engine
+
+    output_filter = OutputFilter(build_engine(AppConfig()).matcher)
+    text = ("好的，请拨打13800138000联系我们，不要说傻逼。 Then shut up, you useless machine, "
+            "and call (512) 555-0199 or mail a.b@lumen.com today.")
+    stream = output_filter.stream()
+    pieces = [stream.feed(text[i:i + size]) for i in range(0, len(text), size)]
+    assert "".join(pieces) + stream.flush() == output_filter.mask(text)
+    assert sum(1 for p in pieces if p) > 5  # text still flows while being checked
