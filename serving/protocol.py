@@ -8,16 +8,44 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1)]
 Role = Literal["system", "developer", "user", "assistant", "tool", "function"]
+
+
+def _encodable(text: str) -> str:
+    # JSON allows lone surrogates ("\ud800"); UTF-8 does not, and nothing downstream should
+    # have to cope with them.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text is not valid Unicode (lone surrogate)") from None
+    return text
 
 
 class Message(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Role
     content: str | list[dict[str, Any]] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _valid_text(cls, content: Any) -> Any:
+        if isinstance(content, str):
+            return _encodable(content)
+        for part in content or []:
+            if isinstance(part.get("text"), str):
+                _encodable(part["text"])
+        return content
 
 
 class StreamOptions(BaseModel):
@@ -45,6 +73,13 @@ class ChatRequest(_Sampling):
     messages: list[Message] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
 
+    @model_validator(mode="after")
+    def _has_a_question(self) -> ChatRequest:
+        users = [m for m in self.messages if m.role == "user"]
+        if users and not self.last_user_text().strip():
+            raise ValueError("the last user message is empty or only whitespace")
+        return self
+
     def last_user_text(self) -> str:
         for message in reversed(self.messages):
             if message.role == "user":
@@ -58,6 +93,14 @@ class ChatRequest(_Sampling):
 class CompletionRequest(_Sampling):
     prompt: NonEmptyStr | list[NonEmptyStr] | list[int] | list[list[int]] = Field(
         description="Text (or token ids) to continue; must not be empty.")
+
+    @field_validator("prompt")
+    @classmethod
+    def _valid_prompt(cls, prompt: Any) -> Any:
+        for text in [prompt] if isinstance(prompt, str) else prompt:
+            if isinstance(text, str):
+                _encodable(text)
+        return prompt
 
     def last_user_text(self) -> str:
         return self.prompt if isinstance(self.prompt, str) else ""

@@ -22,6 +22,7 @@ from serving.router.rules import RuleTree, Step, load_rules, parse_rules
 from serving.router.sensitive import Hit, SensitiveMatcher, strongest
 
 MODEL_DIR = Path(__file__).parent / "model"
+FEATURE_CHARS = 4000
 DATA_DIR = Path(__file__).parent / "data"
 
 
@@ -114,12 +115,16 @@ class RoutingEngine:
 
     def _message_features(self, text: str, turn: int, *, full: bool = False
                           ) -> tuple[dict[str, float], np.ndarray, np.ndarray | None]:
+        length = len(text)
+        # A huge message costs no more than a long one: its head and tail carry the signal.
+        if len(text) > FEATURE_CHARS:
+            text = text[: FEATURE_CHARS // 2] + " " + text[-FEATURE_CHARS // 2:]
         hashed = feat.hashed_ngrams(text)
         # The embedding only runs when the rules test intent and the cheap classifier is
         # unsure (or when explaining): most messages are decided without it.
         needs_intent = full or any(f.startswith("p_") for f in self.rules.referenced)
         probs, vector = self.intent(text, hashed, allow_embedding=needs_intent)
-        values = feat.signals(text, turn)
+        values = feat.signals(text, turn) | {"length_chars": float(length)}
         values |= {f"p_{label}": float(p) for label, p in zip(self.fast.labels, probs,
                                                                strict=True)}
         values["kb_match"] = float((self.kb @ hashed).max()) if len(self.kb) else 0.0

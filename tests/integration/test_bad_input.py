@@ -55,12 +55,22 @@ def test_prompt_longer_than_context_names_the_limit(appliance: Appliance) -> Non
     (b'{"messages": [{"role": "wizard", "content": "x"}]}', "messages.0.role"),
     (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": "ten"}', "max_tokens"),
     (b'{"messages": [{"role": "user", "content": "x"}], "stream": "yes"}', "stream"),
+    (b'{"messages": [{"role": "user", "content": ""}]}', None),
+    (b'{"messages": [{"role": "user", "content": "   "}]}', None),
+    (b'{"messages": [{"role": "user", "content": "hi \\ud800 there"}]}', "messages.0.content"),
 ])
 def test_malformed_bodies(appliance: Appliance, payload: bytes, param: str | None) -> None:
     response = appliance.http().post("/v1/chat/completions", content=payload,
                           headers={"content-type": "application/json"})
     assert response.status_code == 400
     _assert_openai_error(response.json(), param)
+
+
+def test_hundred_kilobyte_message_is_a_clear_400(appliance: Appliance) -> None:
+    response = appliance.http().post("/v1/chat/completions", json={
+        "model": "auto", "messages": [{"role": "user", "content": "where is my order " * 5700}]})
+    error = _assert_openai_error(response.json())
+    assert response.status_code == 400 and "2048" in error["message"]
 
 
 def test_completion_without_prompt(appliance: Appliance) -> None:

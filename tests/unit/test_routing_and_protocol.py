@@ -23,8 +23,12 @@ def test_unknown_fields_pass_through_to_the_engine() -> None:
     assert req.model_dump(exclude_unset=True)["ignore_eos"] is True
 
 
-@pytest.mark.parametrize("bad", [{"n": 0}, {"temperature": -1}, {"stream": "yes"},
-                                 {"messages": []}, {"max_tokens": 0}])
+@pytest.mark.parametrize("bad", [
+    {"n": 0}, {"temperature": -1}, {"stream": "yes"}, {"messages": []}, {"max_tokens": 0},
+    {"messages": [{"role": "user", "content": ""}]},
+    {"messages": [{"role": "user", "content": " \n\t "}]},
+    {"messages": [{"role": "user", "content": "bad \ud800 text"}]},
+])
 def test_rejected_before_any_engine(bad: dict) -> None:
     with pytest.raises(ValidationError):
         ChatRequest.model_validate({"messages": [{"role": "user", "content": "x"}]} | bad)
