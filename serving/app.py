@@ -6,6 +6,7 @@ from typing import Any
 
 from ray import serve
 from ray.serve import Application
+from ray.serve.config import RequestRouterConfig
 
 from appliance.config import AppConfig, TierConfig
 from models.registry import model_dir
@@ -46,6 +47,8 @@ def tier_deployment(config: AppConfig, name: str, engine_cls: str) -> Applicatio
     tier: TierConfig = getattr(config.tiers, name)
     deployment = serve.deployment(ModelServer).options(
         name=name,
+        request_router_config=RequestRouterConfig(
+            request_router_class="serving.affinity.SessionAffinityRouter"),
         num_replicas=tier.num_replicas,
         max_ongoing_requests=config.limits.max_ongoing_requests_per_tier,
         graceful_shutdown_timeout_s=config.server.drain_timeout_s,

@@ -208,6 +208,8 @@ class Router:
         body = self.engine_body(req, decision.tier, max_tokens)
         if decision.masked_text is not None:
             _replace_last_user_text(body, decision.masked_text)
+        if turn is not None:
+            body["user"] = turn.session_id  # the tiers' session-affinity router reads it
         headers = {ROUTE_HEADER: decision.header()}
         if turn is not None:
             headers[SESSION_RESPONSE_HEADER] = turn.session_id
