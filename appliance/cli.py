@@ -207,6 +207,28 @@ def cmd_router_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lora_train(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from lora.train import TrainSettings, describe, train_adapter
+    from models.registry import model_dir
+
+    config = _load(args.config)
+    base = model_dir(config, config.tiers.small)
+    settings = TrainSettings(rank=args.rank, epochs=args.epochs, seed=args.seed)
+    with Progress(TextColumn("training"), BarColumn(), TextColumn("{task.completed}/"
+                  "{task.total} steps  loss {task.fields[loss]:.3f}"), TimeRemainingColumn(),
+                  transient=False) as bar:
+        task = bar.add_task("train", total=None, loss=float("nan"))
+
+        def progress(step: int, total: int, loss: float) -> None:
+            bar.update(task, completed=step, total=total, loss=loss)
+
+        meta = train_adapter(base, args.kb, args.out, settings, progress)
+    print(f"adapter written to {args.out}: {describe(meta)}")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from appliance import logs
     from serving.launcher import preflight, serve_foreground
@@ -284,6 +306,17 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("message")
     explain.add_argument("--config", type=Path)
     explain.set_defaults(func=cmd_router_explain)
+
+    lora = sub.add_parser("lora", help="LoRA adapters for the small tier").add_subparsers(
+        dest="action", required=True)
+    lora_train = lora.add_parser("train", help="train an adapter on a knowledge base (CPU)")
+    lora_train.add_argument("--kb", type=Path, default=Path("lora/data/kb.jsonl"))
+    lora_train.add_argument("--out", type=Path, required=True)
+    lora_train.add_argument("--rank", type=int, default=16)
+    lora_train.add_argument("--epochs", type=int, default=6)
+    lora_train.add_argument("--seed", type=int, default=1234)
+    lora_train.add_argument("--config", type=Path)
+    lora_train.set_defaults(func=cmd_lora_train)
 
     conv = sub.add_parser("conversations", help="the encrypted conversation store"
                           ).add_subparsers(dest="action", required=True)

@@ -21,7 +21,8 @@ def test_sessions_spread_and_only_the_lost_replicas_sessions_move() -> None:
     assert moved == {s for s, r in before.items() if r == "r2"}
 
 
-def test_session_is_read_from_the_engine_body() -> None:
+async def test_session_is_read_from_the_engine_body() -> None:
+    # PendingRequest makes an asyncio.Future: it needs a running loop.
     def pending(*args: object) -> PendingRequest:
         return PendingRequest(args=list(args), kwargs={}, metadata=None)
 
