@@ -180,6 +180,11 @@ class SessionsConfig(Section):
         4000, ge=0, description="Trim the oldest history past this size (fits the context).")
 
 
+class LoraConfig(Section):
+    root: Path = Field(Path("var/adapters"), description="Adapters may only be loaded from "
+                       "folders inside this root.")
+
+
 class StoreConfig(Section):
     enabled: bool = Field(True, description="Keep chat conversations, encrypted, on disk.")
     path: Path = Field(Path("var/conversations.db"), description="SQLite database file.")
@@ -215,6 +220,7 @@ class AppConfig(Section):
     tls: TLSConfig = Field(default_factory=TLSConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     sessions: SessionsConfig = Field(default_factory=SessionsConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
 
     @property
     def auth_required(self) -> bool:
@@ -238,6 +244,7 @@ class AppConfig(Section):
                 "rules_file": absolute(self.routing.rules_file),
                 "sensitive_lists": [w.model_copy(update={"file": absolute(w.file)})
                                     for w in self.routing.sensitive_lists]}),
+            "lora": self.lora.model_copy(update={"root": absolute(self.lora.root)}),
             "store": self.store.model_copy(update={
                 "path": absolute(self.store.path),
                 "master_key_file": absolute(self.store.master_key_file)}),

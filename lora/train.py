@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lora import kb as kb_module
-from models.manifest import read_manifest, sha256_file, write_manifest
+from lora.registry import base_model_sha256
+from models.manifest import write_manifest
 
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 Progress = Callable[[int, int, float], None]
@@ -35,14 +36,6 @@ class TrainSettings:
     learning_rate: float = 2e-3
     seed: int = 1234
     target_modules: list[str] = field(default_factory=lambda: list(TARGET_MODULES))
-
-
-def base_model_sha256(base: Path) -> str:
-    """The checksum that ties an adapter to its base: the weights file's sha256."""
-    try:
-        return read_manifest(base)["files"]["model.safetensors"]
-    except (FileNotFoundError, KeyError):
-        return sha256_file(base / "model.safetensors")
 
 
 def _examples(tokenizer, facts: list[dict]) -> list[tuple[list[int], list[int]]]:
@@ -101,7 +94,7 @@ def train_adapter(base: Path, kb_path: Path, out: Path, settings: TrainSettings,
             optimizer.step()
             optimizer.zero_grad()
             step += 1
-            progress(step, steps, float(loss))
+            progress(step, steps, float(loss.detach()))
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

@@ -42,4 +42,13 @@ class ChatEngine(abc.ABC):
         """Live engine counters (e.g. unfinished requests)."""
 
     @abc.abstractmethod
+    async def load_adapter(self, name: str, path: str) -> JSONResult: ...
+
+    @abc.abstractmethod
+    async def unload_adapter(self, name: str) -> JSONResult: ...
+
+    @abc.abstractmethod
+    def adapters(self) -> list[str]: ...
+
+    @abc.abstractmethod
     def shutdown(self) -> None: ...

@@ -57,6 +57,15 @@ BLOCKED = Counter(
     "onlycs_blocked_requests", "Requests refused by the appliance itself (sensitive words).",
     ["list"])
 
+ADAPTER_EVENTS = Counter(
+    "onlycs_adapter_events", "LoRA adapter loads, unloads and default changes, by result.",
+    ["event", "result"])
+ADAPTER_REQUESTS = Counter(
+    "onlycs_adapter_requests", "Requests served with a LoRA adapter, by adapter.", ["adapter"])
+ADAPTER_DEFAULT = Gauge(
+    "onlycs_adapter_default_info", "1 for the small tier's default adapter, 0 for others.",
+    ["adapter"], multiprocess_mode="max")
+
 TTFT = Histogram(
     "onlycs_time_to_first_token_seconds", "Engine time to first token.",
     ["tier"], buckets=TTFT_BUCKETS)

@@ -43,7 +43,14 @@ class ModelServer:
             yield out
 
     async def stats(self) -> dict[str, Any]:
-        return {"tier": self.tier, **await self._engine.stats()}
+        return {"tier": self.tier, **await self._engine.stats(),
+                "adapters": self._engine.adapters()}
+
+    async def load_adapter(self, name: str, path: str) -> dict[str, Any]:
+        return await self._engine.load_adapter(name, path)
+
+    async def unload_adapter(self, name: str) -> dict[str, Any]:
+        return await self._engine.unload_adapter(name)
 
     async def check_health(self) -> None:
         # Ray Serve calls this periodically and restarts a replica that raises.

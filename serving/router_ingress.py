@@ -11,13 +11,14 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from ray.serve.handle import DeploymentHandle, DeploymentResponseGenerator
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -28,6 +29,7 @@ from appliance.errors import APIError
 from appliance.gpu import GPUCollector
 from serving import metrics
 from serving.access import AccessControl, Caller
+from serving.adapters import AdapterControl
 from serving.context import persona_name, persona_prompt, trimmed, with_context
 from serving.http_metrics import RequestMetricsMiddleware
 from serving.protocol import ChatRequest, CompletionRequest
@@ -107,6 +109,7 @@ class Router:
         self._gpu = GPUCollector()
         self.access = AccessControl(config)
         self.routing = Routing(config)
+        self.adapters = AdapterControl(config, small)
         self.output_filter = OutputFilter(self.routing.engine.matcher)
         self._pending = dict.fromkeys(TIERS, 0)
         store = config.store
@@ -205,7 +208,10 @@ class Router:
         self.admit(decision.tier)
         self.access.charge(caller, _estimated_prompt_tokens(req) + max_tokens * req.n)
         metrics.ROUTING_DECISIONS.labels(decision.tier, decision.rule).inc()
-        body = self.engine_body(req, decision.tier, max_tokens)
+        adapter = self.adapters.resolve(decision.tier, decision.adapter)
+        if adapter != decision.adapter:
+            decision = replace(decision, adapter=adapter)
+        body = self.engine_body(req, adapter or decision.tier, max_tokens)
         if decision.masked_text is not None:
             _replace_last_user_text(body, decision.masked_text)
         if turn is not None:
@@ -301,6 +307,18 @@ class Router:
         results = await asyncio.gather(*(probe(t) for t in TIERS))
         tiers = dict(zip(TIERS, results, strict=True))
         return all(r["ready"] for r in results), tiers
+
+
+class AdapterLoad(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="Name requests use: model `small:<name>`.")
+    path: str = Field(description="Adapter folder, inside the adapters root.")
+    default: bool = Field(False, description="Also make it the small tier's default.")
+
+
+class AdapterDefault(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(description="A loaded adapter, or null for the base model.")
 
 
 @dataclass(frozen=True)
@@ -403,10 +421,30 @@ def make_router_deployment(config: AppConfig) -> Any:
                 raise APIError(400, f"rule file rejected: {exc}", code="invalid_rules") from None
             return {"status": "reloaded", "features": sorted(tree.referenced)}
 
+        @app.get("/admin/adapters")
+        async def list_adapters(self, _: AdminDep) -> dict[str, Any]:
+            return self.adapters.describe()
+
+        @app.post("/admin/adapters")
+        async def load_adapter(self, body: AdapterLoad, _: AdminDep) -> dict[str, Any]:
+            """Validate and load an adapter from under the adapters root (admin scope)."""
+            return await self.adapters.load(body.name, body.path, body.default)
+
+        @app.delete("/admin/adapters/{name}")
+        async def unload_adapter(self, name: str, _: AdminDep) -> dict[str, Any]:
+            return await self.adapters.unload(name)
+
+        @app.put("/admin/adapters/default")
+        async def set_default_adapter(self, body: AdapterDefault, _: AdminDep
+                                      ) -> dict[str, Any]:
+            """Make an adapter (or none) the small tier's default, atomically."""
+            return self.adapters.set_default(body.name)
+
         @app.get("/v1/models")
         async def models(self, _: CallerDep) -> dict[str, Any]:
+            names = ["auto", *TIERS, *(f"small:{a}" for a in sorted(self.adapters.loaded))]
             data = [{"id": name, "object": "model", "created": self.created,
-                     "owned_by": "onlycs"} for name in ("auto", *TIERS)]
+                     "owned_by": "onlycs"} for name in names]
             return {"object": "list", "data": data}
 
         @app.post("/v1/chat/completions")

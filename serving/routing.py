@@ -22,9 +22,11 @@ class RouteDecision:
     rule: str
     reason: str
     masked_text: str | None = None
+    adapter: str | None = None  # named in the model ("small:kb-v2"), else the default
 
     def header(self) -> str:
-        return f"tier={self.tier or 'none'}; rule={self.rule}"
+        route = f"tier={self.tier or 'none'}; rule={self.rule}"
+        return f"{route}; adapter={self.adapter}" if self.adapter else route
 
 
 def build_engine(config: AppConfig) -> RoutingEngine:
@@ -41,9 +43,10 @@ class Routing:
 
     def route(self, model: str, text: str, *, session_id: str | None = None,
               history: list[str] | None = None) -> RouteDecision:
-        if model not in ("auto", *TIERS):
+        model, _, adapter = model.partition(":")
+        if model not in ("auto", *TIERS) or (adapter and model != "small"):
             raise APIError(404, f"The model '{model}' does not exist; use one of "
-                           f"{', '.join(('auto', *TIERS))}", param="model",
+                           f"{', '.join(('auto', *TIERS))} or small:<adapter>", param="model",
                            code="model_not_found")
         decision: Decision = self.engine.decide(text, session_id=session_id, history=history)
         metrics.CONTEXT_CACHE.labels("hit" if decision.cache_hit else "miss").inc()
@@ -54,7 +57,8 @@ class Routing:
         if decision.tier is None:
             return RouteDecision(None, decision.rule, "blocked by a sensitive-word list")
         if model != "auto":
-            return RouteDecision(model, "pinned", f"client asked for model {model!r}", masked)
+            return RouteDecision(model, "pinned", f"client asked for model {model!r}", masked,
+                                 adapter or None)
         reason = " -> ".join(f"{s.feature}={s.value:.3g} {'>' if s.went == 'then' else '<='} "
                              f"{s.threshold:g}" for s in decision.path) or "default"
         return RouteDecision(decision.tier, decision.rule, reason, masked)

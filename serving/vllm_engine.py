@@ -19,6 +19,7 @@ from vllm.entrypoints.launchers.api_server.app_state import init_app_state
 from vllm.entrypoints.launchers.cli_args import make_arg_parser
 from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
 from vllm.entrypoints.openai.completion.protocol import CompletionRequest
+from vllm.entrypoints.serve.lora.protocol import LoadLoRAAdapterRequest, UnloadLoRAAdapterRequest
 from vllm.exceptions import VLLMClientError
 from vllm.usage.usage_lib import UsageContext
 from vllm.utils.argparse_utils import FlexibleArgumentParser
@@ -164,6 +165,25 @@ class VLLMChatEngine(ChatEngine):
         async for out in self._run(self._state.openai_serving_completion,
                                    "create_completion", request):
             yield out
+
+    async def load_adapter(self, name: str, path: str) -> JSONResult:
+        # vLLM serialises loads of one name and lets requests already running finish on
+        # the adapter they started with.
+        result = await self._state.openai_serving_models.load_lora_adapter(
+            LoadLoRAAdapterRequest(lora_name=name, lora_path=path))
+        if isinstance(result, str):
+            return JSONResult(status=200, body={"status": "loaded", "name": name})
+        return _vllm_error(result)
+
+    async def unload_adapter(self, name: str) -> JSONResult:
+        result = await self._state.openai_serving_models.unload_lora_adapter(
+            UnloadLoRAAdapterRequest(lora_name=name))
+        if isinstance(result, str):
+            return JSONResult(status=200, body={"status": "unloaded", "name": name})
+        return _vllm_error(result)
+
+    def adapters(self) -> list[str]:
+        return sorted(self._state.openai_serving_models.lora_requests)
 
     async def check_health(self) -> None:
         if self._engine is None:

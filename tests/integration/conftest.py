@@ -48,6 +48,8 @@ dir = "{log_dir}"
 auth = "on"
 keys_file = "{workdir}/keys.json"
 max_body_bytes = 262144
+[lora]
+root = "{workdir}/adapters"
 [store]
 path = "{workdir}/conversations.db"
 master_key_file = "{workdir}/master.key"
