@@ -229,6 +229,57 @@ def cmd_lora_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _admin_client(args: argparse.Namespace) -> Any:
+    import os
+
+    import httpx
+
+    config = _load(args.config)
+    scheme = "https" if config.tls.enabled else "http"
+    url = args.url or f"{scheme}://{config.server.host}:{config.server.port}"
+    key = args.key or os.environ.get("ONLYCS_ADMIN_KEY")
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    verify: Any = True
+    if args.ca:
+        import ssl
+
+        verify = ssl.create_default_context(cafile=str(args.ca))
+    return httpx.Client(base_url=url, headers=headers, verify=verify, timeout=300)
+
+
+def cmd_lora_eval(args: argparse.Namespace) -> int:
+    from lora.evaluate import evaluate
+
+    with _admin_client(args) as client:
+        scores = evaluate(client, ["small", f"small:{args.adapter}"], args.kb,
+                          progress=lambda m: print(m, file=sys.stderr))
+    for model, score in scores.items():
+        print(f"{model:28} {score['correct']:4}/{score['questions']}  "
+              f"accuracy {score['accuracy']:.3f}")
+    return 0
+
+
+def cmd_lora_admin(args: argparse.Namespace) -> int:
+    import json
+
+    with _admin_client(args) as client:
+        if args.action == "list":
+            response = client.get("/admin/adapters")
+        elif args.action == "load":
+            response = client.post("/admin/adapters", json={
+                "name": args.name, "path": args.path, "default": args.default})
+        elif args.action == "unload":
+            response = client.delete(f"/admin/adapters/{args.name}")
+        else:
+            response = client.put("/admin/adapters/default", json={"name": args.name})
+    body = response.json()
+    if response.status_code >= 400:
+        print(f"error {response.status_code}: {body['error']['message']}", file=sys.stderr)
+        return 2
+    print(json.dumps(body, indent=2))
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from appliance import logs
     from serving.launcher import preflight, serve_foreground
@@ -317,6 +368,27 @@ def build_parser() -> argparse.ArgumentParser:
     lora_train.add_argument("--seed", type=int, default=1234)
     lora_train.add_argument("--config", type=Path)
     lora_train.set_defaults(func=cmd_lora_train)
+    lora_eval = lora.add_parser("eval", help="held-out fact accuracy, base vs adapter, "
+                                "through a running appliance")
+    lora_eval.add_argument("--adapter", required=True, help="a loaded adapter's name")
+    lora_eval.add_argument("--kb", type=Path, default=Path("lora/data/kb.jsonl"))
+    lora_eval.set_defaults(func=cmd_lora_eval)
+    lora_list = lora.add_parser("list", help="loaded adapters and the default")
+    lora_load = lora.add_parser("load", help="validate and load an adapter, no restart")
+    lora_load.add_argument("name")
+    lora_load.add_argument("path", help="folder inside lora.root")
+    lora_load.add_argument("--default", action="store_true", help="also make it the default")
+    lora_unload = lora.add_parser("unload", help="unload an adapter")
+    lora_unload.add_argument("name")
+    lora_default = lora.add_parser("default", help="set the default adapter (no name: the base model)")
+    lora_default.add_argument("name", nargs="?")
+    for command in (lora_list, lora_load, lora_unload, lora_default):
+        command.set_defaults(func=cmd_lora_admin)
+    for command in (lora_eval, lora_list, lora_load, lora_unload, lora_default):
+        command.add_argument("--url", help="appliance URL (default: from the config)")
+        command.add_argument("--key", help="admin API key (default: $ONLYCS_ADMIN_KEY)")
+        command.add_argument("--ca", type=Path, help="CA certificate for HTTPS")
+        command.add_argument("--config", type=Path)
 
     conv = sub.add_parser("conversations", help="the encrypted conversation store"
                           ).add_subparsers(dest="action", required=True)

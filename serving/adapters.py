@@ -43,6 +43,16 @@ class AdapterControl:
             self._event("load", False)
             raise APIError(400, str(exc), param=exc.param, code="invalid_adapter") from None
         async with self._locks[name]:
+            if name in self.loaded:
+                if self.loaded[name] != str(path):
+                    self._event("load", False)
+                    raise APIError(409, f"adapter {name!r} is already loaded from "
+                                   f"{self.loaded[name]}; load the new version under a new "
+                                   "name (the old one stays for rollback)", param="name",
+                                   code="adapter_exists")
+                if make_default:
+                    self.set_default(name)
+                return self.describe()
             result = await self.small.load_adapter.remote(name, str(path))
             if result["status"] != 200:
                 self._event("load", False)

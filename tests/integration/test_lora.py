@@ -113,3 +113,13 @@ def test_default_swaps_under_streaming_load_without_a_failure(appliance: Applian
     assert appliance.http("admin").delete("/admin/adapters/kb-b").status_code == 200
     assert appliance.http("admin").put("/admin/adapters/default",
                                        json={"name": None}).status_code == 200
+    assert appliance.http("admin").delete("/admin/adapters/kb-a").json()["adapters"] == []
+
+
+def test_reloading_a_name_from_another_folder_is_a_conflict(appliance: Appliance,
+                                                             adapters: Path) -> None:
+    assert _load(appliance, "kb-a", "kb-a").status_code == 200
+    assert _load(appliance, "kb-a", "kb-a").status_code == 200  # same folder: no-op
+    conflict = _load(appliance, "kb-a", "kb-b")
+    assert conflict.status_code == 409 and conflict.json()["error"]["code"] == "adapter_exists"
+    assert appliance.http("admin").delete("/admin/adapters/kb-a").status_code == 200

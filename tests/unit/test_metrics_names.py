@@ -7,7 +7,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from serving import metrics
 
 ALLOWED_LABELS = {"endpoint", "tier", "status", "rule", "version", "profile", "list",
-                  "action", "result"}
+                  "action", "result", "event", "adapter"}
 
 
 def _all_metrics() -> list:
