@@ -380,7 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     lora_load.add_argument("--default", action="store_true", help="also make it the default")
     lora_unload = lora.add_parser("unload", help="unload an adapter")
     lora_unload.add_argument("name")
-    lora_default = lora.add_parser("default", help="set the default adapter (no name: the base model)")
+    lora_default = lora.add_parser("default",
+                                   help="set the default adapter (no name: the base model)")
     lora_default.add_argument("name", nargs="?")
     for command in (lora_list, lora_load, lora_unload, lora_default):
         command.set_defaults(func=cmd_lora_admin)
