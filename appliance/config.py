@@ -82,17 +82,20 @@ class TierConfig(Section):
     )
 
 
-def _default_small() -> TierConfig:
-    return TierConfig(enable_lora=True, max_num_seqs=64)
+class SmallTierConfig(TierConfig):
+    # A [tiers.small] table that leaves these out keeps the small tier's own defaults.
+    enable_lora: bool = Field(True, description="Serve LoRA adapters on this tier.")
+    max_num_seqs: int = Field(64, ge=1, description="Sequences batched together by the engine.")
 
 
-def _default_large() -> TierConfig:
-    return TierConfig(enable_lora=False, max_num_seqs=32)
+class LargeTierConfig(TierConfig):
+    max_num_seqs: int = Field(32, ge=1, description="Sequences batched together by the engine.")
 
 
 class TiersConfig(Section):
-    small: TierConfig = Field(default_factory=_default_small, description="The cheap tier.")
-    large: TierConfig = Field(default_factory=_default_large, description="The hard-case tier.")
+    small: SmallTierConfig = Field(default_factory=SmallTierConfig, description="The cheap tier.")
+    large: LargeTierConfig = Field(default_factory=LargeTierConfig,
+                                   description="The hard-case tier.")
 
 
 class ModelsConfig(Section):

@@ -49,3 +49,11 @@ def test_cli_validate_names_file_and_key(tmp_path: Path, capsys: pytest.CaptureF
     err = capsys.readouterr().err
     assert f"{path}: profile:" in err
     assert main(["config", "validate", str(REPO / "config.example.toml")]) == 0
+
+
+def test_a_partial_tier_table_keeps_that_tiers_defaults(tmp_path: Path) -> None:
+    (tmp_path / "c.toml").write_text("[tiers.small]\nmax_model_len = 1024\n[tiers.large]\n"
+                                     "max_model_len = 1024\n")
+    config = load_config(tmp_path / "c.toml")
+    assert config.tiers.small.enable_lora and config.tiers.small.max_num_seqs == 64
+    assert not config.tiers.large.enable_lora and config.tiers.large.max_num_seqs == 32
