@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-SUITES = {"router": "perf.router_suite"}
+SUITES = {"router": "perf.router_suite", "lora": "perf.lora_suite"}
 
 
 def main() -> int:

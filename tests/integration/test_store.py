@@ -97,20 +97,22 @@ def test_sigkill_of_the_router_mid_burst_loses_no_acknowledged_turn(
     router = _router_process(appliance)
     sessions = [f"kill-{uuid.uuid4().hex[:8]}" for _ in range(24)]
 
-    async def one(client: httpx.AsyncClient, session: str, delay: float) -> httpx.Response:
-        await asyncio.sleep(delay)
+    async def one(client: httpx.AsyncClient, session: str, tokens: int) -> httpx.Response:
         return await client.post("/v1/chat/completions", headers={"x-session-id": session},
-                                  json={"model": "small", "max_tokens": 24, "messages": [
-                                      {"role": "user", "content": f"question of {session}"}]})
+                                 json={"model": "small", "max_tokens": tokens,
+                                       "ignore_eos": True, "messages": [
+                                           {"role": "user", "content": f"question of {session}"}]})
 
     async def burst() -> list:
         async with httpx.AsyncClient(base_url=appliance.base_url, verify=appliance.trust(),
                                      timeout=120, headers={
                                          "authorization": f"Bearer {appliance.admin_key}"}
                                      ) as client:
-            tasks = [asyncio.create_task(one(client, s, i * 0.1))
+            # Short answers finish (acknowledged) while long ones are still generating.
+            tasks = [asyncio.create_task(one(client, s, 4 if i % 2 == 0 else 160))
                      for i, s in enumerate(sessions)]
-            await asyncio.sleep(1.2)
+            while sum(t.done() for t in tasks) < 3:
+                await asyncio.sleep(0.05)
             os.kill(router.pid, signal.SIGKILL)
             return await asyncio.gather(*tasks, return_exceptions=True)
 

@@ -1,0 +1,75 @@
+"""LoRA: time from the load call to the first answer served with the adapter, and
+throughput with 0, 1 and 4 adapters in use (rounds alternate; ratios against 0)."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+import httpx
+
+from perf.report import table, write
+from perf.stack import REPO, appliance
+
+CONCURRENCY = 16
+MAX_TOKENS = 32
+ROUNDS = 3
+
+
+async def _burst(url: str, models: list[str]) -> float:
+    body = {"max_tokens": MAX_TOKENS, "ignore_eos": True,
+            "messages": [{"role": "user", "content": "Tell me about your lamps."}]}
+    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+        started = time.perf_counter()
+        replies = await asyncio.gather(*(
+            client.post("/v1/chat/completions", json={**body, "model": models[i % len(models)]})
+            for i in range(CONCURRENCY)))
+        elapsed = time.perf_counter() - started
+    tokens = sum(r.json()["usage"]["completion_tokens"] for r in replies)
+    return tokens / elapsed
+
+
+def run() -> dict:
+    with appliance() as (url, work):
+        root = work / "adapters"
+        trained = subprocess.run(
+            [sys.executable, "-m", "appliance.cli", "lora", "train", "--out",
+             str(root / "kb-0"), "--epochs", "1", "--rank", "8", "--config",
+             str(work / "config.toml")], cwd=REPO, capture_output=True, text=True)
+        if trained.returncode:
+            raise RuntimeError(trained.stderr[-2000:])
+        load_to_serve = []
+        for i in range(4):
+            if i:
+                shutil.copytree(root / "kb-0", root / f"kb-{i}")
+            started = time.perf_counter()
+            httpx.post(f"{url}/admin/adapters", json={"name": f"kb-{i}", "path": f"kb-{i}"},
+                       timeout=600).raise_for_status()
+            httpx.post(f"{url}/v1/chat/completions", timeout=600, json={
+                "model": f"small:kb-{i}", "max_tokens": 1,
+                "messages": [{"role": "user", "content": "hi"}]}).raise_for_status()
+            load_to_serve.append(time.perf_counter() - started)
+        variants = {"no adapter": ["small"], "1 adapter": ["small:kb-0"],
+                    "4 adapters": [f"small:kb-{i}" for i in range(4)]}
+        asyncio.run(_burst(url, ["small"]))  # warm-up
+        samples: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(ROUNDS):
+            for name, models in variants.items():
+                samples[name].append(asyncio.run(_burst(url, models)))
+    base = statistics.median(samples["no adapter"])
+    rows = [{"variant": name, "median_tok_s": round(statistics.median(v), 1),
+             "min": round(min(v), 1), "max": round(max(v), 1),
+             "ratio_vs_no_adapter": round(statistics.median(v) / base, 3)}
+            for name, v in samples.items()]
+    rows.append({"variant": "load call -> first answer (s), 4 loads",
+                 "median_tok_s": round(statistics.median(load_to_serve), 2),
+                 "min": round(min(load_to_serve), 2), "max": round(max(load_to_serve), 2)})
+    path = write("lora", {"rows": rows, "concurrency": CONCURRENCY, "max_tokens": MAX_TOKENS,
+                          "rounds": ROUNDS, "load_to_serve_s": load_to_serve})
+    print(table(rows, ["variant", "median_tok_s", "min", "max", "ratio_vs_no_adapter"]))
+    print(f"\nwritten: {path}")
+    return {"rows": rows}
