@@ -201,4 +201,4 @@ def test_every_dashboard_and_alert_expression_returns_data(
         if not _query(prometheus, expr):
             empty.append(expr)
     assert empty == [], f"expressions without data: {empty}"
-    assert checked >= len(exprs) - 7
+    assert checked >= len(exprs) - 7 and checked > 30

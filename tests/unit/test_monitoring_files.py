@@ -26,7 +26,7 @@ def test_promtool_checks_config_and_rules() -> None:
     rules = _promtool("check", "rules",
                       str(MONITORING / "prometheus" / "rules" / "onlycs-alerts.yml"))
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    assert "SUCCESS: 6 rules found" in rules.stdout
+    assert "SUCCESS: 7 rules found" in rules.stdout
 
 
 def test_dashboards_use_the_provisioned_datasource_and_explain_each_panel() -> None:
@@ -34,8 +34,8 @@ def test_dashboards_use_the_provisioned_datasource_and_explain_each_panel() -> N
                                   "datasources.yml").read_text())["datasources"]
     uid = datasources[0]["uid"]
     dashboards = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
-    assert [p.stem for p in dashboards] == ["onlycs-engine", "onlycs-gpu", "onlycs-routing",
-                                           "onlycs-traffic"]
+    assert [p.stem for p in dashboards] == ["onlycs-engine", "onlycs-gpu", "onlycs-lora",
+                                           "onlycs-routing", "onlycs-traffic"]
     for path in dashboards:
         board = json.loads(path.read_text())
         assert board["uid"] == path.stem
