@@ -11,8 +11,6 @@ import hashlib
 import json
 import os
 import random
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -20,7 +18,7 @@ from pathlib import Path
 
 from lora import kb as kb_module
 from lora.registry import base_model_sha256
-from models.manifest import write_manifest
+from models.manifest import publish
 
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 Progress = Callable[[int, int, float], None]
@@ -95,24 +93,15 @@ def train_adapter(base: Path, kb_path: Path, out: Path, settings: TrainSettings,
             optimizer.zero_grad()
             step += 1
             progress(step, steps, float(loss.detach()))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    meta = {"kind": "onlycs-lora-adapter", "base_model_sha256": base_model_sha256(base),
+            "base_model": str(base), "rank": settings.rank,
+            "target_modules": settings.target_modules,
+            "data_sha256": hashlib.sha256(kb_path.read_bytes()).hexdigest(),
+            "facts": len(facts), "settings": asdict(settings), "steps": steps,
+            "final_loss": round(float(loss), 4),
+            "train_seconds": round(time.monotonic() - started, 1)}
+    with publish(out, meta) as work:
         model.save_pretrained(work)
-        meta = {"kind": "onlycs-lora-adapter", "base_model_sha256": base_model_sha256(base),
-                "base_model": str(base), "rank": settings.rank,
-                "target_modules": settings.target_modules,
-                "data_sha256": hashlib.sha256(kb_path.read_bytes()).hexdigest(),
-                "facts": len(facts), "settings": asdict(settings), "steps": steps,
-                "final_loss": round(float(loss), 4),
-                "train_seconds": round(time.monotonic() - started, 1)}
-        write_manifest(work, meta)
-        work.chmod(0o755)
-        if out.exists():
-            shutil.rmtree(out)
-        work.rename(out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return meta
 
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +37,23 @@ def write_manifest(folder: Path, meta: dict[str, object]) -> Path:
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
     tmp.replace(target)
     return target
+
+
+@contextmanager
+def publish(target: Path, meta: dict[str, object]) -> Iterator[Path]:
+    """A folder beside `target` to fill; with its manifest it replaces `target` only when
+    the block succeeds, so an interrupted run never leaves a half-written folder."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield work
+        write_manifest(work, meta)
+        work.chmod(0o755)
+        if target.exists():
+            shutil.rmtree(target)
+        work.rename(target)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def read_manifest(folder: Path) -> dict:

