@@ -34,7 +34,7 @@ drain_timeout_s = 60
 default_max_tokens = {default_max_tokens}
 max_tokens_limit = 2048
 max_n = 4
-max_pending_per_tier = 24
+max_pending_per_tier = 40
 [models]
 root = "{models_root}"
 [tiers.small]
