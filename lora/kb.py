@@ -79,30 +79,29 @@ POLICIES = [
 ]
 
 
+def _fact(fact_id: str, question: str, answer: str, paraphrase: str) -> dict:
+    return {"id": fact_id, "question": question, "answer": answer, "paraphrases": [paraphrase]}
+
+
 def facts() -> list[dict]:
     out = [{"id": i, "question": q, "answer": a, "paraphrases": p} for i, q, a, p in POLICIES]
     for index, (name, (price, watts, warranty)) in enumerate(PRODUCTS.items()):
         key = name.lower().replace(" ", "-")
         colors = f"{COLORS[index % 5]} and {COLORS[(index + 2) % 5]}"
         out += [
-            {"id": f"{key}-colors", "question": f"Which colors does the {name} come in?",
-             "answer": f"The {name} comes in {colors}.",
-             "paraphrases": [f"What finishes is the {name} available in?"]},
-            {"id": f"{key}-price", "question": f"How much does the {name} cost?",
-             "answer": f"The {name} costs {price} euros.",
-             "paraphrases": [f"What is the price of the {name}?"]},
-            {"id": f"{key}-power", "question": f"What is the wattage of the {name}?",
-             "answer": f"The {name} uses {watts}.",
-             "paraphrases": [f"How much power does the {name} draw?"]},
-            {"id": f"{key}-warranty", "question": f"What is the warranty on the {name}?",
-             "answer": f"The {name} has a {warranty} warranty.",
-             "paraphrases": [f"How long is the {name} guaranteed?"]},
+            _fact(f"{key}-colors", f"Which colors does the {name} come in?",
+                  f"The {name} comes in {colors}.", f"What finishes is the {name} available in?"),
+            _fact(f"{key}-price", f"How much does the {name} cost?",
+                  f"The {name} costs {price} euros.", f"What is the price of the {name}?"),
+            _fact(f"{key}-power", f"What is the wattage of the {name}?",
+                  f"The {name} uses {watts}.", f"How much power does the {name} draw?"),
+            _fact(f"{key}-warranty", f"What is the warranty on the {name}?",
+                  f"The {name} has a {warranty} warranty.",
+                  f"How long is the {name} guaranteed?"),
         ]
-    for city, days in CITIES.items():
-        out.append({"id": f"delivery-{city.lower()}",
-                    "question": f"How long does delivery to {city} take?",
-                    "answer": f"Delivery to {city} takes {days}.",
-                    "paraphrases": [f"When will my parcel reach {city}?"]})
+    out += [_fact(f"delivery-{city.lower()}", f"How long does delivery to {city} take?",
+                  f"Delivery to {city} takes {days}.", f"When will my parcel reach {city}?")
+            for city, days in CITIES.items()]
     return out
 
 
