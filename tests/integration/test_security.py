@@ -9,6 +9,7 @@ import os
 import ssl
 import stat
 import subprocess
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -77,25 +78,51 @@ def test_rate_limited_key_gets_429_while_others_are_served(appliance: Appliance)
 
 
 def test_overload_gets_503_with_retry_after_never_a_hang(appliance: Appliance) -> None:
+    """Fill the small tier to its admission bound with streams that are visibly being
+    served, then knock: the extra requests are refused at once, and once the streams
+    go away the tier admits again."""
     bound = 40  # limits.max_pending_per_tier in the test config
-    body = {"model": "small", "max_tokens": 48, "ignore_eos": True,
-            "messages": [{"role": "user", "content": "Tell me a story."}]}
+    hold = {"model": "small", "max_tokens": 2000, "ignore_eos": True, "stream": True,
+            "messages": [{"role": "user", "content": "Tell me a very long story."}]}
+    knock = {"model": "small", "max_tokens": 4,
+             "messages": [{"role": "user", "content": "Hello"}]}
 
-    async def burst() -> list[httpx.Response]:
+    async def scenario() -> tuple[list[httpx.Response], httpx.Response]:
         async with httpx.AsyncClient(base_url=appliance.base_url, timeout=300,
                                      verify=appliance.trust(),
                                      headers={"authorization": f"Bearer {appliance.admin_key}"},
-                                     limits=httpx.Limits(max_connections=100)) as client:
-            return await asyncio.gather(*(client.post("/v1/chat/completions", json=body)
-                                          for _ in range(bound + 16)))
+                                     limits=httpx.Limits(max_connections=bound + 8)) as client:
+            async def open_stream() -> tuple[httpx.Response, AsyncIterator[str]]:
+                request = client.build_request("POST", "/v1/chat/completions", json=hold)
+                response = await client.send(request, stream=True)
+                assert response.status_code == 200
+                # Keep the line iterator alive: a finalised one closes the connection.
+                lines = response.aiter_lines()
+                async for line in lines:
+                    if line.startswith("data:"):
+                        assert '"choices"' in line, line
+                        break  # admitted and generating
+                return response, lines
 
-    responses = asyncio.run(burst())
-    codes = sorted(r.status_code for r in responses)
-    assert set(codes) <= {200, 503}, codes
-    assert codes.count(503) >= 1 and codes.count(200) >= bound // 2
-    for refused in (r for r in responses if r.status_code == 503):
-        assert _error(refused, 503)["code"] == "overloaded"
-        assert int(refused.headers["retry-after"]) >= 1
+            streams = await asyncio.gather(*(open_stream() for _ in range(bound)))
+            assert appliance.tier_stats("small")["unfinished_requests"] == bound
+            refused = await asyncio.gather(*(client.post("/v1/chat/completions", json=knock)
+                                             for _ in range(3)))
+            for stream, _ in streams:
+                await stream.aclose()
+            admitted = await client.post("/v1/chat/completions", json=knock)
+            for _ in range(40):  # the ingress sees the disconnects within moments
+                if admitted.status_code != 503:
+                    break
+                await asyncio.sleep(0.5)
+                admitted = await client.post("/v1/chat/completions", json=knock)
+            return refused, admitted
+
+    refused, admitted = asyncio.run(scenario())
+    for response in refused:
+        assert _error(response, 503)["code"] == "overloaded"
+        assert int(response.headers["retry-after"]) >= 1
+    assert admitted.status_code == 200, admitted.text
 
 
 def _port(appliance: Appliance) -> str:
