@@ -294,6 +294,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve_foreground(config)
 
 
+def cmd_channels_serve(args: argparse.Namespace) -> int:
+    from serving.channels.standalone import serve
+
+    return serve(_load(args.config), args.backend, args.backend_ca)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="onlycs", description="OnlyCS appliance")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -407,6 +413,17 @@ def build_parser() -> argparse.ArgumentParser:
     purge.set_defaults(func=cmd_conversations_purge)
     for command in (init_key, export, rotate, purge):
         command.add_argument("--config", type=Path)
+
+    channels = sub.add_parser("channels", help="chat-platform webhook adapters"
+                              ).add_subparsers(dest="action", required=True)
+    channels_serve = channels.add_parser(
+        "serve", help="run only the channel adapters, in front of an OpenAI-compatible "
+        "backend (API key from $ONLYCS_BACKEND_API_KEY)")
+    channels_serve.add_argument("--backend", required=True,
+                                help="base URL of the backend, e.g. https://10.0.0.5:8443")
+    channels_serve.add_argument("--backend-ca", help="CA file to trust for the backend")
+    channels_serve.add_argument("--config", type=Path)
+    channels_serve.set_defaults(func=cmd_channels_serve)
     return parser
 
 

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from appliance.channel_config import ChannelsConfig
+
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
 
 
@@ -224,6 +226,7 @@ class AppConfig(Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     sessions: SessionsConfig = Field(default_factory=SessionsConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
+    channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
 
     @property
     def auth_required(self) -> bool:

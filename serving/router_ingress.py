@@ -30,6 +30,8 @@ from appliance.gpu import GPUCollector
 from serving import metrics
 from serving.access import AccessControl, Caller
 from serving.adapters import AdapterControl
+from serving.channel_pipeline import PipelineResponder
+from serving.channels.hub import BoundLater, mount_channels
 from serving.context import persona_name, persona_prompt, trimmed, with_context
 from serving.http_metrics import RequestMetricsMiddleware
 from serving.protocol import ChatRequest, CompletionRequest
@@ -374,6 +376,8 @@ def _estimated_prompt_tokens(req: ChatRequest | CompletionRequest) -> int:
 def make_router_deployment(config: AppConfig) -> Any:
     """The Router as a Serve deployment, with its FastAPI app built for this config."""
     app = build_fastapi(config.server.docs_enabled)
+    channel_responder = BoundLater()
+    mount_channels(app, config.channels, channel_responder)
 
     @serve.deployment(name="router")
     @serve.ingress(app)
@@ -381,6 +385,7 @@ def make_router_deployment(config: AppConfig) -> Any:
         def __init__(self, *args: Any) -> None:
             super().__init__(*args)
             app.state.access = self.access
+            channel_responder.target = PipelineResponder(self)
 
         @app.get("/healthz")
         async def healthz(self) -> dict[str, str]:

@@ -19,6 +19,9 @@ import openai
 import psutil
 import pytest
 
+from tests.platform_requests import channels_toml
+from tests.platform_server import PlatformServer, start_platform_server
+
 REPO = Path(__file__).resolve().parents[2]
 MODELS_ROOT = REPO / "var" / "models"
 START_TIMEOUT_S = 900
@@ -71,6 +74,7 @@ class Appliance:
     ca_file: Path
     client_key: str
     admin_key: str
+    platform: PlatformServer
 
     @property
     def log_dir(self) -> Path:
@@ -136,7 +140,16 @@ def _wait_ready(app: Appliance) -> None:
 
 
 @pytest.fixture(scope="session")
-def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
+def platform() -> Iterator[PlatformServer]:
+    """The local stand-in for the chat platforms' APIs (see tests/platform_server.py)."""
+    server, runner = start_platform_server()
+    yield server
+    runner.should_exit = True
+
+
+@pytest.fixture(scope="session")
+def appliance(tmp_path_factory: pytest.TempPathFactory,
+              platform: PlatformServer) -> Iterator[Appliance]:
     if not (MODELS_ROOT / "smollm2-135m-instruct" / "config.json").is_file():
         pytest.fail("bundled model not prepared: run `make models` (make test does)")
     workdir = tmp_path_factory.mktemp("appliance")
@@ -144,7 +157,8 @@ def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
     config = workdir / "config.toml"
     config.write_text(CONFIG_TEMPLATE.format(port=port, models_root=MODELS_ROOT,
                                              default_max_tokens=DEFAULT_MAX_TOKENS,
-                                             log_dir=workdir / "log", workdir=workdir))
+                                             log_dir=workdir / "log", workdir=workdir)
+                      + channels_toml(platform.base_url))
     made = onlycs_cli("tls", "self-signed", "--out", str(workdir / "tls"))
     assert made.returncode == 0, made.stderr
     client_key = create_key(config, "tests")
@@ -156,7 +170,7 @@ def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Appliance]:
             stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=os.environ.copy(),
             start_new_session=True)
     app = Appliance(f"https://127.0.0.1:{port}", process, log_path, config,
-                    workdir / "tls" / "ca.pem", client_key, admin_key)
+                    workdir / "tls" / "ca.pem", client_key, admin_key, platform)
     try:
         _wait_ready(app)
         yield app

@@ -1,0 +1,122 @@
+"""DingTalk (钉钉) robot that receives messages over HTTP.
+
+Each callback is signed (headers `timestamp`, in ms, and `sign`). A reply ready within
+`sync_reply_s` goes back in the response body; a slower one is posted to the message's
+session webhook, which must lie under the configured API base URL (an attacker-chosen
+URL would make the appliance a request forwarder).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from appliance.channel_config import ChannelsConfig
+from serving.channels import dingtalk_sign
+from serving.channels.common import (
+    Deliveries,
+    PlatformClient,
+    PlatformError,
+    Rejected,
+    Responder,
+    SeenMessages,
+    answer,
+    check_timestamp,
+    logger,
+    rejection,
+    session_for,
+)
+
+NAME = "dingtalk"
+
+
+def text_reply(content: str) -> dict[str, Any]:
+    return {"msgtype": "text", "text": {"content": content}}
+
+
+class DingTalkAdapter:
+    name = NAME
+
+    def __init__(self, channels: ChannelsConfig, responder: Responder):
+        self.config = channels.dingtalk
+        self.channels = channels
+        self.responder = responder
+        self.platform = PlatformClient(self.config.api_base_url, channels.outbound_timeout_s,
+                                       channels.outbound_retries)
+        self.seen = SeenMessages(max(2 * self.config.timestamp_window_s, 3600),
+                                 channels.dedup_entries)
+        self.deliveries = Deliveries()
+        self.router = APIRouter()
+        self.router.add_api_route("/robot", self.receive, methods=["POST"],
+                                  include_in_schema=False)
+
+    def _verify(self, headers: Any) -> None:
+        timestamp, signature = headers.get("timestamp"), headers.get("sign")
+        if not (timestamp and signature):
+            raise Rejected(401, "timestamp and sign headers are required")
+        try:
+            check_timestamp(int(timestamp) / 1000, self.config.timestamp_window_s)
+        except ValueError:
+            raise Rejected(400, "timestamp is not a number") from None
+        if not dingtalk_sign.verify(signature, timestamp,
+                                    self.config.app_secret.get_secret_value()):
+            raise Rejected(401, "bad sign")
+
+    async def receive(self, request: Request) -> Response:
+        try:
+            self._verify(request.headers)
+            message = _message(await request.body())
+        except Rejected as err:
+            return rejection(NAME, err)
+        if message is None:
+            logger.info("channel dingtalk ignored a non-text message")
+            return JSONResponse({})
+        message_id, user, text, webhook = message
+        if not self.seen.first_time(message_id):
+            logger.info("channel dingtalk: resent message %s ignored", message_id)
+            return JSONResponse({})
+        reply = await self.deliveries.within(
+            self.config.sync_reply_s,
+            answer(self.responder, self.channels.busy_reply, NAME, session_for(NAME, user),
+                   text, self.config.persona),
+            lambda late: self.send(webhook, late))
+        return JSONResponse(text_reply(reply) if reply is not None else {})
+
+    async def send(self, webhook: dict[str, Any], text: str) -> None:
+        url, expires_ms = webhook.get("url"), webhook.get("expires_ms")
+        base = self.platform.base_url + "/"
+        if not isinstance(url, str) or not url.startswith(base):
+            raise PlatformError("the session webhook is not under the configured API base URL")
+        if isinstance(expires_ms, int) and expires_ms < time.time() * 1000:
+            raise PlatformError("the session webhook expired before the reply was ready")
+        body = await self.platform.call("POST", url.removeprefix(self.platform.base_url),
+                                        json=text_reply(text))
+        if body.get("errcode", 0) != 0:
+            raise PlatformError(f"session webhook failed: errcode {body.get('errcode')}")
+
+
+def _message(raw: bytes) -> tuple[str, str, str, dict[str, Any]] | None:
+    """(message id, sender, text, session webhook) of a text message, else None."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise Rejected(400, "malformed JSON") from None
+    if not isinstance(body, dict):
+        raise Rejected(400, "the body is not a JSON object")
+    if body.get("msgtype") != "text":
+        return None
+    text = (body.get("text") or {}).get("content") if isinstance(body.get("text"), dict) \
+        else None
+    user = body.get("senderStaffId") or body.get("senderId")
+    message_id = body.get("msgId")
+    if not (isinstance(text, str) and isinstance(user, str) and isinstance(message_id, str)):
+        raise Rejected(400, "text message without msgId, sender or content")
+    if not text.strip():
+        return None
+    webhook = {"url": body.get("sessionWebhook"),
+               "expires_ms": body.get("sessionWebhookExpiredTime")}
+    return message_id, user, text.strip(), webhook

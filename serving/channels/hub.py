@@ -1,0 +1,36 @@
+"""The enabled channels, mounted under /channels/<name>/ of a FastAPI app."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from appliance.channel_config import ChannelsConfig
+from serving.channels.common import Responder
+from serving.channels.dingtalk import DingTalkAdapter
+from serving.channels.feishu import FeishuAdapter
+from serving.channels.wecom import WeComAdapter
+
+ADAPTERS = {"wecom": WeComAdapter, "feishu": FeishuAdapter, "dingtalk": DingTalkAdapter}
+
+
+class BoundLater:
+    """A Responder whose target is set once the serving replica exists (the routes are
+    declared before the deployment is built)."""
+
+    def __init__(self) -> None:
+        self.target: Responder | None = None
+
+    async def reply(self, channel: str, session_id: str, text: str,
+                    persona: str | None) -> str:
+        if self.target is None:
+            raise RuntimeError("channel responder is not bound yet")
+        return await self.target.reply(channel, session_id, text, persona)
+
+
+def mount_channels(app: FastAPI, config: ChannelsConfig, responder: Responder) -> list[str]:
+    """Add each enabled channel's routes; returns their names."""
+    names = config.enabled()
+    for name in names:
+        adapter = ADAPTERS[name](config, responder)
+        app.include_router(adapter.router, prefix=f"/channels/{name}")
+    return names
