@@ -93,6 +93,9 @@ ENGINE_ABORTS = Counter(
 ENGINE_UP = Gauge(
     "onlycs_engine_up", "1 while a tier's engine replica is started and healthy.",
     ["tier"], multiprocess_mode="livesum")
+CHANNEL_MESSAGES = Counter(
+    "onlycs_channel_messages", "Chat-platform callbacks by channel and outcome (replied "
+    "inline or later, duplicate, ignored, rejected, delivery_failed).", ["channel", "outcome"])
 BUILD_INFO = Gauge(
     "onlycs_build_info", "Constant 1, labelled with version and profile.",
     ["version", "profile"], multiprocess_mode="max")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 
+from onlycs._wire import tls_verify
 from serving.channels.common import ReplyRefused
 
 PERSONA_HEADER = "x-onlycs-persona"
@@ -16,7 +17,8 @@ class OpenAIBackend:
                  timeout_s: float = 120.0, verify: bool | str = True):
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=headers,
-                                         timeout=timeout_s, verify=verify)
+                                         timeout=timeout_s,
+                                         verify=tls_verify(verify))
         self._model = model
         self._max_tokens = max_tokens
 

@@ -15,6 +15,8 @@ from xml.etree import ElementTree
 import httpx
 from fastapi.responses import PlainTextResponse
 
+from serving.metrics import CHANNEL_MESSAGES
+
 logger = logging.getLogger("onlycs.channels")
 
 
@@ -40,8 +42,13 @@ class Rejected(Exception):
         self.reason = reason
 
 
+def counted(channel: str, outcome: str) -> None:
+    CHANNEL_MESSAGES.labels(channel, outcome).inc()
+
+
 def rejection(channel: str, err: Rejected) -> PlainTextResponse:
     logger.warning("channel %s rejected a callback: %s", channel, err.reason)
+    counted(channel, "rejected")
     return PlainTextResponse(err.reason, status_code=err.status)
 
 
@@ -90,7 +97,8 @@ class SeenMessages:
 class Deliveries:
     """Replies that missed the platform's deadline, finished in the background."""
 
-    def __init__(self) -> None:
+    def __init__(self, channel: str) -> None:
+        self._channel = channel
         self._tasks: set[asyncio.Task] = set()
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -105,20 +113,22 @@ class Deliveries:
         done, _ = await asyncio.wait({task}, timeout=seconds)
         if task in done:
             return task.result()
-        self.spawn(_send_when_ready(task, late))
+        self.spawn(self._send_when_ready(task, late))
         return None
+
+    async def _send_when_ready(self, task: asyncio.Future,
+                               late: Callable[[str], Awaitable[None]]) -> None:
+        try:
+            await late(await task)
+        except Exception:
+            counted(self._channel, "delivery_failed")
+            logger.exception("channel %s: a late reply could not be delivered", self._channel)
+        else:
+            counted(self._channel, "replied_later")
 
     @property
     def pending(self) -> int:
         return len(self._tasks)
-
-
-async def _send_when_ready(task: asyncio.Future, late: Callable[[str], Awaitable[None]]
-                           ) -> None:
-    try:
-        await late(await task)
-    except Exception:
-        logger.exception("a late channel reply could not be delivered")
 
 
 async def answer(responder: Responder, busy_reply: str, channel: str, session_id: str,

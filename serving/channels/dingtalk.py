@@ -26,6 +26,7 @@ from serving.channels.common import (
     SeenMessages,
     answer,
     check_timestamp,
+    counted,
     logger,
     rejection,
     session_for,
@@ -49,7 +50,7 @@ class DingTalkAdapter:
                                        channels.outbound_retries)
         self.seen = SeenMessages(max(2 * self.config.timestamp_window_s, 3600),
                                  channels.dedup_entries)
-        self.deliveries = Deliveries()
+        self.deliveries = Deliveries(NAME)
         self.router = APIRouter()
         self.router.add_api_route("/robot", self.receive, methods=["POST"],
                                   include_in_schema=False)
@@ -74,17 +75,22 @@ class DingTalkAdapter:
             return rejection(NAME, err)
         if message is None:
             logger.info("channel dingtalk ignored a non-text message")
+            counted(NAME, "ignored")
             return JSONResponse({})
         message_id, user, text, webhook = message
         if not self.seen.first_time(message_id):
             logger.info("channel dingtalk: resent message %s ignored", message_id)
+            counted(NAME, "duplicate")
             return JSONResponse({})
         reply = await self.deliveries.within(
             self.config.sync_reply_s,
             answer(self.responder, self.channels.busy_reply, NAME, session_for(NAME, user),
                    text, self.config.persona),
             lambda late: self.send(webhook, late))
-        return JSONResponse(text_reply(reply) if reply is not None else {})
+        if reply is None:
+            return JSONResponse({})  # acknowledged; the session webhook gets the reply
+        counted(NAME, "replied_inline")
+        return JSONResponse(text_reply(reply))
 
     async def send(self, webhook: dict[str, Any], text: str) -> None:
         url, expires_ms = webhook.get("url"), webhook.get("expires_ms")

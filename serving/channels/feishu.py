@@ -26,6 +26,7 @@ from serving.channels.common import (
     SeenMessages,
     answer,
     check_timestamp,
+    counted,
     logger,
     rejection,
     session_for,
@@ -60,7 +61,7 @@ class FeishuAdapter:
         self.token = AccessToken(self._fetch_token)
         # Feishu resends for hours after a failure; remember ids for a day.
         self.seen = SeenMessages(86400, channels.dedup_entries)
-        self.deliveries = Deliveries()
+        self.deliveries = Deliveries(NAME)
         self.router = APIRouter()
         self.router.add_api_route("/events", self.receive, methods=["POST"],
                                   include_in_schema=False)
@@ -111,10 +112,12 @@ class FeishuAdapter:
             return rejection(NAME, err)
         if message is None:
             logger.info("channel feishu ignored a %s event", header.get("event_type"))
+            counted(NAME, "ignored")
             return JSONResponse({})
         event_id, message_id, user, text = message
         if not (self.seen.first_time(event_id) and self.seen.first_time(message_id)):
             logger.info("channel feishu: resent event %s ignored", event_id)
+            counted(NAME, "duplicate")
             return JSONResponse({})
         self.deliveries.spawn(self._answer(message_id, user, text))
         return JSONResponse({})
@@ -125,7 +128,10 @@ class FeishuAdapter:
         try:
             await self.reply(message_id, reply)
         except Exception:
+            counted(NAME, "delivery_failed")
             logger.exception("channel feishu: the reply could not be delivered")
+        else:
+            counted(NAME, "replied_later")
 
     async def _fetch_token(self) -> tuple[str, float]:
         body = await self.platform.call(

@@ -27,6 +27,7 @@ from serving.channels.common import (
     SeenMessages,
     answer,
     check_timestamp,
+    counted,
     logger,
     parse_xml,
     rejection,
@@ -71,7 +72,7 @@ class WeComAdapter:
         self.token = AccessToken(self._fetch_token)
         self.seen = SeenMessages(max(2 * self.config.timestamp_window_s, 3600),
                                  channels.dedup_entries)
-        self.deliveries = Deliveries()
+        self.deliveries = Deliveries(NAME)
         self.router = APIRouter()
         self.router.add_api_route("/callback", self.verify_url, methods=["GET"],
                                   include_in_schema=False)
@@ -124,10 +125,12 @@ class WeComAdapter:
         text = (message.findtext("Content") or "").strip()
         if kind != "text" or not user or not text:
             logger.info("channel wecom ignored a %s message", kind or "malformed")
+            counted(NAME, "ignored")
             return PlainTextResponse("")
         message_id = message.findtext("MsgId") or f"{user}:{message.findtext('CreateTime')}"
         if not self.seen.first_time(message_id):
             logger.info("channel wecom: resent message %s ignored", message_id)
+            counted(NAME, "duplicate")
             return PlainTextResponse("")
         reply = await self.deliveries.within(
             self.config.passive_reply_s,
@@ -136,6 +139,7 @@ class WeComAdapter:
             lambda late: self.send(user, late))
         if reply is None:
             return PlainTextResponse("")  # acknowledged; message/send delivers it
+        counted(NAME, "replied_inline")
         inner = reply_xml(user, message.findtext("ToUserName") or self.config.corp_id, reply,
                           int(time.time()))
         envelope = passive_envelope(self.crypto, inner, str(int(time.time())),

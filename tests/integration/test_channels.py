@@ -95,6 +95,15 @@ def test_feishu_message_is_acknowledged_then_replied_through_the_api(
     assert (messages[-1]["role"], messages[-1]["content"]) == ("assistant", sent[0].text)
     assert messages[-2]["content"] == "Do you ship to Hangzhou?"
     print(f"feishu acknowledged in {acknowledged_s:.3f} s")
+    metrics = appliance.http().get("/metrics").text
+    for outcome in ("replied_later", "duplicate"):
+        assert _sample(metrics, "feishu", outcome) >= 1, outcome
+
+
+def _sample(metrics: str, channel: str, outcome: str) -> float:
+    wanted = f'onlycs_channel_messages_total{{channel="{channel}",outcome="{outcome}"}}'
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+               if line.startswith(wanted))
 
 
 def test_dingtalk_message_is_answered_and_history_carries_over(appliance: Appliance) -> None:

@@ -7,7 +7,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from serving import metrics
 
 ALLOWED_LABELS = {"endpoint", "tier", "status", "rule", "version", "profile", "list",
-                  "action", "result", "event", "adapter"}
+                  "action", "result", "event", "adapter", "channel", "outcome"}
 
 
 def _all_metrics() -> list:
