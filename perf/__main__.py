@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-SUITES = {"router": "perf.router_suite", "lora": "perf.lora_suite"}
+SUITES = {"serving": "perf.serving_suite", "sessions": "perf.sessions_suite",
+          "multiturn": "perf.multiturn_suite", "router": "perf.router_suite",
+          "lora": "perf.lora_suite"}
 
 
 def main() -> int:

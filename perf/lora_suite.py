@@ -34,7 +34,7 @@ async def _burst(url: str, models: list[str]) -> float:
 
 
 def run() -> dict:
-    with appliance() as (url, work):
+    with appliance() as (url, work, _):
         root = work / "adapters"
         trained = subprocess.run(
             [sys.executable, "-m", "appliance.cli", "lora", "train", "--out",

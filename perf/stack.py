@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import os
 import signal
 import socket
 import subprocess
@@ -11,44 +13,75 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psutil
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = """
-[server]
-port = {port}
-[models]
-root = "{models}"
-[limits]
-max_pending_per_tier = 4096
-[lora]
-root = "{work}/adapters"
-[store]
-enabled = false
-[tiers.small]
-cpu_kvcache_space_gib = 2
-[tiers.large]
-cpu_kvcache_space_gib = 1
-"""
+BASE: dict[str, Any] = {
+    "limits": {"max_pending_per_tier": 4096},
+    "store": {"enabled": False},
+    "tiers": {"small": {"cpu_kvcache_space_gib": 2}, "large": {"cpu_kvcache_space_gib": 1}},
+}
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
+def _merge(base: dict, extra: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value)
+
+
+def to_toml(data: dict, prefix: str = "") -> str:
+    scalars = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    out = ([f"[{prefix}]"] if prefix and scalars else []) + scalars
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.append(to_toml(value, f"{prefix}.{key}" if prefix else key))
+    return "\n".join(out)
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    """The appliance and every process it started (Ray, replicas, engine cores)."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
 @contextlib.contextmanager
-def appliance() -> Iterator[tuple[str, Path]]:
-    """(base URL, work folder) of a running appliance on loopback, auth off."""
+def appliance(overrides: dict | None = None) -> Iterator[tuple[str, Path, int]]:
+    """(base URL, work folder, pid) of a running appliance on loopback, auth off."""
     work = Path(tempfile.mkdtemp(prefix="onlycs-perf-"))
-    port = _free_port()
+    port = free_port()
+    settings = _merge(BASE, {"server": {"port": port},
+                             "models": {"root": str(REPO / "var" / "models")},
+                             "lora": {"root": str(work / "adapters")}})
     config = work / "config.toml"
-    config.write_text(CONFIG.format(port=port, models=REPO / "var" / "models", work=work))
+    config.write_text(to_toml(_merge(settings, overrides or {})) + "\n")
     log = (work / "serve.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "appliance.cli", "serve", "--config",
-                                str(config)], stdout=log, stderr=subprocess.STDOUT, cwd=work)
+                                str(config)], stdout=log, stderr=subprocess.STDOUT, cwd=work,
+                               start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 900
@@ -61,8 +94,15 @@ def appliance() -> Iterator[tuple[str, Path]]:
             if time.monotonic() > deadline:
                 raise RuntimeError("appliance not ready in 900 s")
             time.sleep(2)
-        yield url, work
+        yield url, work, process.pid
     finally:
+        leftovers = process_tree(process.pid)
         process.send_signal(signal.SIGTERM)
-        process.wait(180)
+        try:
+            process.wait(180)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        for proc in leftovers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
         log.close()

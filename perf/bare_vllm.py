@@ -1,0 +1,55 @@
+"""The bare vLLM OpenAI server (`python -m vllm.entrypoints.openai.api_server`) with the
+small tier's exact engine settings: the baseline the appliance must keep up with."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+from appliance.config import AppConfig
+from serving.app import engine_options, tier_env
+from serving.vllm_engine import engine_cli_args
+
+
+def command(config: AppConfig, port: int) -> tuple[list[str], dict[str, str]]:
+    """The api_server command line and environment for the small tier's engine."""
+    options = engine_options(config, "small", config.tiers.small)
+    argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--host", "127.0.0.1",
+            "--port", str(port), "--disable-uvicorn-access-log", *engine_cli_args(options)]
+    return argv, {**os.environ, **tier_env(config, config.tiers.small)}
+
+
+@contextlib.contextmanager
+def bare_vllm(config: AppConfig, port: int, log_path: Path) -> Iterator[str]:
+    argv, env = command(config, port)
+    with log_path.open("w") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                   start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"bare vLLM exited; see {log_path}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"bare vLLM not ready in 600 s; see {log_path}")
+            time.sleep(1)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
