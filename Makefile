@@ -13,7 +13,7 @@ UNWANTED := torchvision torchaudio torchcodec
 # Debian packages the test suite drives for real (a Prometheus server and promtool).
 APT_PACKAGES := prometheus
 
-.PHONY: setup system-packages models run test lint clean
+.PHONY: setup system-packages models run test lint perf clean
 
 setup: $(STAMP)
 
@@ -45,6 +45,11 @@ lint: setup
 
 test: system-packages models lint
 	$(BIN)/pytest
+
+# One benchmark suite from a fresh clone: make perf SUITE=serving (see README, Performance).
+SUITE ?= serving
+perf: models
+	$(BIN)/python -m perf run $(SUITE)
 
 clean:
 	rm -rf $(VENV) var

@@ -294,6 +294,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve_foreground(config)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from appliance.doctor import report, run_checks
+
+    text, code = report(run_checks(_load(args.config)))
+    print(text)
+    return code
+
+
 def cmd_channels_serve(args: argparse.Namespace) -> int:
     from serving.channels.standalone import serve
 
@@ -307,6 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the appliance in the foreground")
     serve.add_argument("--config", type=Path, help="config.toml (default: ./config.toml)")
     serve.set_defaults(func=cmd_serve)
+
+    doctor = sub.add_parser("doctor", help="check this box: GPU, port, key files, "
+                            "certificates, models; changes nothing")
+    doctor.add_argument("--config", type=Path, help="config.toml (default: ./config.toml)")
+    doctor.set_defaults(func=cmd_doctor)
 
     config = sub.add_parser("config", help="configuration files").add_subparsers(
         dest="action", required=True)

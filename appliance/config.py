@@ -75,7 +75,14 @@ class TierConfig(Section):
         2, ge=1, description="CPU profile: KV cache size (VLLM_CPU_KVCACHE_SPACE)."
     )
     cpu_omp_threads_bind: str = Field(
-        "auto", description="CPU profile: cores for OpenMP threads (VLLM_CPU_OMP_THREADS_BIND)."
+        "all", description="CPU profile: cores for the engine's OpenMP threads: `all` (every "
+        "core), or anything VLLM_CPU_OMP_THREADS_BIND takes (`auto`, `0-3`, `nobind`)."
+    )
+    cpu_engine_wait_s: float | None = Field(
+        0.0001, ge=0, le=0.01,
+        description="CPU profile: a waiting engine process sleeps this long per check "
+        "instead of spinning on sched_yield (vLLM's way burns a core the appliance needs); "
+        "unset keeps vLLM's.",
     )
     num_replicas: int = Field(1, ge=1, description="Ray Serve replicas of this tier.")
     num_gpus: float = Field(0, ge=0, description="GPUs per replica (0 in the CPU profile).")

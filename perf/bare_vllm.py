@@ -17,19 +17,28 @@ import httpx
 from appliance.config import AppConfig
 from serving.app import engine_options, tier_env
 from serving.vllm_engine import engine_cli_args
+from serving.vllm_plugin import ENV as ENGINE_WAIT_ENV
 
 
-def command(config: AppConfig, port: int) -> tuple[list[str], dict[str, str]]:
-    """The api_server command line and environment for the small tier's engine."""
+def command(config: AppConfig, port: int, stock: bool = False) -> tuple[list[str], dict[str, str]]:
+    """The api_server command line and environment for the small tier's engine.
+
+    `stock`: vLLM's own CPU defaults instead of the appliance's tuning (its scheduler spins
+    on one reserved core; the model computes on the other)."""
     options = engine_options(config, "small", config.tiers.small)
     argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--host", "127.0.0.1",
             "--port", str(port), "--disable-uvicorn-access-log", *engine_cli_args(options)]
-    return argv, {**os.environ, **tier_env(config, config.tiers.small)}
+    env = {**os.environ, **tier_env(config, config.tiers.small)}
+    if stock:
+        env.pop(ENGINE_WAIT_ENV, None)
+        env["VLLM_CPU_OMP_THREADS_BIND"] = "auto"
+    return argv, env
 
 
 @contextlib.contextmanager
-def bare_vllm(config: AppConfig, port: int, log_path: Path) -> Iterator[str]:
-    argv, env = command(config, port)
+def bare_vllm(config: AppConfig, port: int, log_path: Path,
+              stock: bool = False) -> Iterator[str]:
+    argv, env = command(config, port, stock)
     with log_path.open("w") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
                                    start_new_session=True)

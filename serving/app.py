@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from ray import serve
@@ -12,6 +13,7 @@ from appliance.config import AppConfig, TierConfig
 from models.registry import model_dir
 from serving.model_deployment import DEFAULT_ENGINE, ModelServer
 from serving.router_ingress import make_router_deployment
+from serving.vllm_plugin import ENV as ENGINE_WAIT_ENV
 
 APP_NAME = "onlycs"
 ROUTER_MAX_ONGOING = 4096
@@ -35,11 +37,21 @@ def engine_options(config: AppConfig, name: str, tier: TierConfig) -> dict[str, 
     return options | tier.engine_args
 
 
+def omp_threads_bind(setting: str) -> str:
+    """`all`: every core this process may run on. vLLM's own `auto` keeps one core back
+    for its spinning scheduler, which `cpu_engine_wait_s` puts to sleep instead."""
+    if setting != "all":
+        return setting
+    return ",".join(str(cpu) for cpu in sorted(os.sched_getaffinity(0)))
+
+
 def tier_env(config: AppConfig, tier: TierConfig) -> dict[str, str]:
     env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     if config.profile == "cpu":
         env |= {"VLLM_CPU_KVCACHE_SPACE": str(tier.cpu_kvcache_space_gib),
-                "VLLM_CPU_OMP_THREADS_BIND": tier.cpu_omp_threads_bind}
+                "VLLM_CPU_OMP_THREADS_BIND": omp_threads_bind(tier.cpu_omp_threads_bind)}
+        if tier.cpu_engine_wait_s is not None:
+            env[ENGINE_WAIT_ENV] = str(tier.cpu_engine_wait_s)
     return env
 
 

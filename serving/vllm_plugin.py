@@ -1,0 +1,37 @@
+"""A vLLM general plugin (entry point `vllm.general_plugins`): how a waiting engine
+process waits.
+
+vLLM's CPU backend runs the scheduler (EngineCore) and the model (Worker) in two
+processes that hand work over through shared memory. A reader that is waiting busy-loops
+on `sched_yield()` for a second after its last read, so under steady load the scheduler
+burns a whole core while the worker computes. On a small CPU box that core is the one
+the appliance's HTTP proxy, router and Ray streaming need. With `ONLYCS_ENGINE_WAIT_S`
+set, each turn of that loop sleeps that long instead of yielding: the hand-over costs
+at most that much more latency and the core is free. Unset (bare vLLM anywhere else in
+this venv), nothing changes.
+
+vLLM loads general plugins in every engine process (EngineCore and workers), which is why
+this is a plugin rather than code in the replica.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+ENV = "ONLYCS_ENGINE_WAIT_S"
+
+
+def register() -> None:
+    value = os.environ.get(ENV)
+    if not value:
+        return
+    pause_s = float(value)
+    from vllm.distributed.device_communicators import shm_broadcast
+
+    def pause() -> None:
+        time.sleep(pause_s)
+
+    # The module calls its own imported name, in the reader's wait and the writer's
+    # wait for a free slot; loading the plugin twice just rebinds it.
+    shm_broadcast.sched_yield = pause
