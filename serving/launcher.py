@@ -172,8 +172,11 @@ def serve_foreground(config: AppConfig) -> int:
     me = psutil.Process()
     server = config.server
     try:
-        ray.init(address="local", include_dashboard=False, num_cpus=os.cpu_count(),
-                 configure_logging=False)
+        if config.ray.address == "local":
+            ray.init(address="local", include_dashboard=False, num_cpus=os.cpu_count(),
+                     configure_logging=False)
+        else:  # a cluster's resources are its nodes' own
+            ray.init(address=config.ray.address, configure_logging=False)
         # After ray.init: it installs its own SIGTERM handler, which exits at once.
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
