@@ -11,8 +11,10 @@ STAMP   := $(VENV)/.onlycs-installed
 UNWANTED := torchvision torchaudio torchcodec
 
 # Debian packages the test suite drives for real (a Prometheus server and promtool; nft
-# checks the firewall rules the installer writes).
-APT_PACKAGES := prometheus nftables
+# checks the firewall rules the installer writes; systemd-nspawn and sshd make the host the
+# installer's end-to-end test provisions). policy-rc.d keeps their daemons from starting
+# on this machine during the install.
+APT_PACKAGES := prometheus nftables systemd-container openssh-server
 
 .PHONY: setup system-packages models run test lint perf clean
 
@@ -23,7 +25,10 @@ system-packages:
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -q && \
+	  printf '#!/bin/sh\nexit 101\n' | $$SUDO tee /usr/sbin/policy-rc.d >/dev/null && \
+	  $$SUDO chmod 755 /usr/sbin/policy-rc.d && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	  status=$$?; $$SUDO rm -f /usr/sbin/policy-rc.d; exit $$status; \
 	fi
 
 $(STAMP): pyproject.toml constraints/cpu.txt
@@ -44,8 +49,11 @@ run: models
 lint: setup
 	$(BIN)/ruff check .
 
+# The installer's end-to-end test boots its own host and appliance: a pytest session of its
+# own, after the main suite has stopped its appliance, so the two never share the memory.
 test: system-packages models lint
-	$(BIN)/pytest
+	$(BIN)/pytest --ignore=tests/provisioning
+	$(BIN)/pytest tests/provisioning
 
 # One benchmark suite from a fresh clone: make perf SUITE=serving (see README, Performance).
 SUITE ?= serving

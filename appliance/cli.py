@@ -302,6 +302,19 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_bundle_build(args: argparse.Namespace) -> int:
+    from appliance.bundle import BundleError, build
+
+    try:
+        path = build(_load(args.config), args.out, profile=args.profile, arch=args.arch,
+                     step=lambda message: print(f"bundle: {message}", flush=True))
+    except BundleError as exc:
+        print(f"bundle: {exc}", file=sys.stderr)
+        return 2
+    print(f"{path} ({path.stat().st_size / 2**30:.2f} GiB)")
+    return 0
+
+
 def cmd_channels_serve(args: argparse.Namespace) -> int:
     from serving.channels.standalone import serve
 
@@ -320,6 +333,17 @@ def build_parser() -> argparse.ArgumentParser:
                             "certificates, models; changes nothing")
     doctor.add_argument("--config", type=Path, help="config.toml (default: ./config.toml)")
     doctor.set_defaults(func=cmd_doctor)
+
+    bundle = sub.add_parser("bundle", help="the air-gapped install bundle").add_subparsers(
+        dest="action", required=True)
+    bundle_build = bundle.add_parser("build", help="wheels, prepared models, playbooks and "
+                                     "units in one tarball for a box without network")
+    bundle_build.add_argument("--out", type=Path, required=True, help="folder to write into")
+    bundle_build.add_argument("--profile", choices=["cpu", "gpu"], default="cpu")
+    bundle_build.add_argument("--arch", choices=["x86_64", "aarch64"], default=None,
+                              help="target architecture (default: this machine's)")
+    bundle_build.add_argument("--config", type=Path, help="whose tier models to include")
+    bundle_build.set_defaults(func=cmd_bundle_build)
 
     config = sub.add_parser("config", help="configuration files").add_subparsers(
         dest="action", required=True)

@@ -1,0 +1,112 @@
+"""A throwaway host with a real systemd: `systemd-nspawn --boot` on an overlay of this
+machine's `/` (nothing the host has is changed), its own network namespace joined to ours
+by a veth pair, and sshd, so Ansible reaches it exactly as it reaches a server."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+HOST_IP, GUEST_IP, PREFIX = "10.231.7.1", "10.231.7.2", 24
+
+
+@dataclass
+class Guest:
+    name: str
+    ip: str
+    root: Path          # the guest's file system, seen from the host
+    key: Path           # SSH private key that root@ip accepts
+    leader: int         # the guest's PID 1, seen from the host
+
+    def ssh(self, command: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(["ssh", *ssh_options(self.key), f"root@{self.ip}", command],
+                              capture_output=True, text=True, timeout=timeout)
+
+
+def ssh_options(key: Path) -> list[str]:
+    return ["-i", str(key), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR"]
+
+
+def _run(*argv: str) -> None:
+    subprocess.run(argv, check=True, capture_output=True, text=True)
+
+
+def _wait_for(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(1)
+    raise TimeoutError(f"{what} not within {timeout:.0f} s")
+
+
+@contextlib.contextmanager
+def booted_guest(name: str = "onlycs-e2e") -> Iterator[Guest]:
+    work = Path(tempfile.mkdtemp(prefix="nspawn-", dir="/var/tmp"))
+    upper, scratch, root = work / "upper", work / "work", work / "root"
+    for folder in (upper, scratch, root):
+        folder.mkdir()
+    _run("mount", "-t", "overlay", "overlay", "-o",
+         f"lowerdir=/,upperdir={upper},workdir={scratch}", str(root))
+    process = None
+    try:
+        (root / "etc" / "machine-id").write_text(uuid.uuid4().hex + "\n")
+        key = work / "id_ed25519"
+        _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key))
+        ssh_dir = root / "root" / ".ssh"
+        ssh_dir.mkdir(mode=0o700, exist_ok=True)
+        (ssh_dir / "authorized_keys").write_text(key.with_suffix(".pub").read_text())
+        os.chmod(ssh_dir / "authorized_keys", 0o600)
+        # Services of the host that the guest does not need at boot.
+        wants = root / "etc" / "systemd" / "system" / "multi-user.target.wants"
+        for unit in ("postgresql.service", "prometheus.service"):
+            (wants / unit).unlink(missing_ok=True)
+        log = (work / "boot.log").open("w")
+        process = subprocess.Popen(
+            ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--link-journal=no",
+             f"--machine={name}", "--network-veth", "-D", str(root), "--boot",
+             "--console=pipe"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        leader_box: list[int] = []
+
+        def leader_started() -> bool:
+            children = psutil.Process(process.pid).children()
+            if children:
+                leader_box.append(children[0].pid)
+            return bool(children)
+
+        _wait_for(leader_started, 30, "the guest's systemd")
+        leader = leader_box[0]
+        host_if = f"ve-{name}"[:15]
+        _wait_for(lambda: Path(f"/sys/class/net/{host_if}").exists(), 30, host_if)
+        _run("ip", "addr", "add", f"{HOST_IP}/{PREFIX}", "dev", host_if)
+        _run("ip", "link", "set", host_if, "up")
+        _run("nsenter", "-t", str(leader), "-n", "ip", "addr", "add", f"{GUEST_IP}/{PREFIX}",
+             "dev", "host0")
+        _run("nsenter", "-t", str(leader), "-n", "ip", "link", "set", "host0", "up")
+        _run("nsenter", "-t", str(leader), "-n", "ip", "link", "set", "lo", "up")
+        guest = Guest(name, GUEST_IP, root, key, leader)
+        _wait_for(lambda: guest.ssh("true", timeout=10).returncode == 0, 120, "sshd in the guest")
+        yield guest
+    finally:
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(30)
+        subprocess.run(["umount", "-l", str(root)], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)

