@@ -11,10 +11,10 @@ STAMP   := $(VENV)/.onlycs-installed
 UNWANTED := torchvision torchaudio torchcodec
 
 # Debian packages the test suite drives for real (a Prometheus server and promtool; nft
-# checks the firewall rules the installer writes; systemd-nspawn and sshd make the host the
-# installer's end-to-end test provisions). policy-rc.d keeps their daemons from starting
-# on this machine during the install.
-APT_PACKAGES := prometheus nftables systemd-container openssh-server
+# checks the firewall rules the installer writes; systemd-analyze verifies the units;
+# systemd-nspawn and sshd make the host the installer's end-to-end test provisions).
+# policy-rc.d keeps their daemons from starting on this machine during the install.
+APT_PACKAGES := prometheus nftables systemd systemd-container openssh-server
 
 .PHONY: setup system-packages models run test lint perf clean
 
