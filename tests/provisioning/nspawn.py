@@ -53,7 +53,11 @@ def _wait_for(check, timeout: float, what: str) -> None:  # type: ignore[no-unty
 
 
 @contextlib.contextmanager
-def booted_guest(name: str = "onlycs-e2e") -> Iterator[Guest]:
+def booted_guest(name: str = "onlycs-e2e", read_only: tuple[Path, ...] = ()) -> Iterator[Guest]:
+    """`read_only`: host folders the guest sees at the same path, unchanged (nspawn mounts
+    its own /tmp, which would hide anything of the host's there)."""
+    if len(name) > 12:  # nspawn names the host's veth "ve-NAME" only if that fits IFNAMSIZ
+        raise ValueError(f"machine name {name!r} is longer than 12 characters")
     work = Path(tempfile.mkdtemp(prefix="nspawn-", dir="/var/tmp"))
     upper, scratch, root = work / "upper", work / "work", work / "root"
     for folder in (upper, scratch, root):
@@ -77,18 +81,29 @@ def booted_guest(name: str = "onlycs-e2e") -> Iterator[Guest]:
         process = subprocess.Popen(
             ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--link-journal=no",
              f"--machine={name}", "--network-veth", "-D", str(root), "--boot",
-             "--console=pipe"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+             "--console=pipe", *(f"--bind-ro={folder}" for folder in read_only)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         leader_box: list[int] = []
 
         def leader_started() -> bool:
-            children = psutil.Process(process.pid).children()
-            if children:
-                leader_box.append(children[0].pid)
-            return bool(children)
+            """The guest's PID 1 (nspawn forks through an intermediate child first), once
+            its network namespace has the veth's inner end."""
+            if process.poll() is not None:
+                raise RuntimeError(f"systemd-nspawn exited: {(work / 'boot.log').read_text()}")
+            for child in psutil.Process(process.pid).children(recursive=True):
+                with contextlib.suppress(OSError, StopIteration):
+                    status = Path(f"/proc/{child.pid}/status").read_text().splitlines()
+                    nspid = next(line for line in status if line.startswith("NSpid:")).split()
+                    if len(nspid) > 2 and nspid[-1] == "1" and subprocess.run(
+                            ["nsenter", "-t", str(child.pid), "-n", "ip", "link", "show",
+                             "host0"], capture_output=True).returncode == 0:
+                        leader_box.append(child.pid)
+                        return True
+            return False
 
-        _wait_for(leader_started, 30, "the guest's systemd")
+        _wait_for(leader_started, 30, "the guest's systemd and its network")
         leader = leader_box[0]
-        host_if = f"ve-{name}"[:15]
+        host_if = f"ve-{name}"
         _wait_for(lambda: Path(f"/sys/class/net/{host_if}").exists(), 30, host_if)
         _run("ip", "addr", "add", f"{HOST_IP}/{PREFIX}", "dev", host_if)
         _run("ip", "link", "set", host_if, "up")

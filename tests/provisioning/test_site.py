@@ -20,17 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from appliance.bundle import build, verify
-from appliance.config import load_config
+from appliance.bundle import verify
 from tests.provisioning.nspawn import Guest, booted_guest
 from tests.provisioning.site_run import run_site
-
-REPO = Path(__file__).resolve().parents[2]
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("bundle")
-    return build(load_config(REPO / "config.example.toml"), out, step=lambda m: None)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +53,22 @@ def _recap(out: str) -> dict[str, int]:
     match = re.search(r"guest\s*:\s*(.+)", out.split("PLAY RECAP")[-1])
     assert match, out[-2000:]
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
+
+
+def _prometheus_scrapes(guest: Guest) -> str:
+    """The guest's Prometheus (monitoring role) scraping the appliance over TLS with the
+    CA the role copied: the target's health once a scrape has happened."""
+    deadline = time.monotonic() + 120
+    while True:
+        with urllib.request.urlopen(f"http://{guest.ip}:9090/api/v1/targets",
+                                    timeout=10) as response:
+            targets = json.loads(response.read())["data"]["activeTargets"]
+        health = [(t["scrapeUrl"], t["health"], t["lastError"]) for t in targets]
+        if any(h[1] == "up" for h in health) or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert [h[0] for h in health] == [f"https://{guest.ip}:8000/metrics"], health
+    return health[0][1] if health[0][1] == "up" else str(health)
 
 
 def test_bundle_is_complete_and_checksummed(unpacked: Path) -> None:
@@ -109,6 +117,7 @@ def test_site_converges_and_the_appliance_serves_tls13(guest: Guest,
             as raw, old.wrap_socket(raw, server_hostname=guest.ip):
         pass
     assert guest.ssh("systemctl is-active onlycs").stdout.strip() == "active"
+    assert _prometheus_scrapes(guest) == "up"
     modes = guest.ssh("stat -c '%a %U' /var/lib/onlycs/master.key /var/lib/onlycs/keys.json "
                       "/etc/onlycs/admin.key").stdout.split("\n")
     assert modes[:3] == ["600 onlycs", "600 onlycs", "600 root"], modes
