@@ -69,7 +69,9 @@ class TierConfig(Section):
     max_lora_rank: int = Field(16, ge=1, le=256, description="Largest adapter rank accepted.")
     max_loras: int = Field(4, ge=1, description="Adapters resident in one batch.")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
-        "auto", description="Weight dtype."
+        "auto", description="Weight dtype. `auto` on the CPU profile: bfloat16 where the "
+        "CPU computes it natively (AVX-512 BF16, AMX, Arm BF16), float32 elsewhere; on GPU: "
+        "the model's own dtype."
     )
     cpu_kvcache_space_gib: int = Field(
         2, ge=1, description="CPU profile: KV cache size (VLLM_CPU_KVCACHE_SPACE)."

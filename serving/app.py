@@ -11,6 +11,7 @@ from ray.serve.config import RequestRouterConfig
 
 from appliance.config import AppConfig, TierConfig
 from models.registry import model_dir
+from serving.cpu_dtype import cpu_auto_dtype
 from serving.model_deployment import DEFAULT_ENGINE, ModelServer
 from serving.router_ingress import make_router_deployment
 from serving.vllm_plugin import ENV as ENGINE_WAIT_ENV
@@ -27,7 +28,8 @@ def engine_options(config: AppConfig, name: str, tier: TierConfig) -> dict[str, 
         "max_model_len": tier.max_model_len,
         "max_num_seqs": tier.max_num_seqs,
         "enable_prefix_caching": tier.enable_prefix_caching,
-        "dtype": tier.dtype,
+        "dtype": cpu_auto_dtype() if config.profile == "cpu" and tier.dtype == "auto"
+        else tier.dtype,
         # vLLM's request log holds prompt text: customer data, off unless asked for.
         "enable_log_requests": config.logging.log_prompts,
     }

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -170,15 +171,20 @@ def test_channels_run_on_their_own_in_front_of_a_backend(appliance: Appliance,
             except httpx.HTTPError:
                 time.sleep(0.3)
         staff = f"standalone-{time.time_ns()}"
-        headers, body = dingtalk_message("What is your phone number?",
-                                         appliance.platform.base_url, sender=staff)
+        # Its own session webhook, so the reply waited for is this message's, not an
+        # earlier test's that is still on the platform's list.
+        webhook_session = f"standalone-{secrets.token_hex(6)}"
+        headers, body = dingtalk_message(
+            "What is your phone number?", appliance.platform.base_url, sender=staff,
+            webhook=f"{appliance.platform.base_url}/robot/sendBySession?"
+                    f"session={webhook_session}")
         response = httpx.post(f"{base}/channels/dingtalk/robot", headers=headers,
                               content=body, timeout=120)
         assert response.status_code == 200, response.text
         if response.json():
             reply = response.json()["text"]["content"]
         else:
-            reply = _wait_sent(appliance, "dingtalk", None)[-1].text
+            reply = _wait_sent(appliance, "dingtalk", webhook_session)[-1].text
         assert reply
         stored = _export(appliance, session_for("dingtalk", staff))
         assert stored[-2]["content"] == "What is your phone number?"
