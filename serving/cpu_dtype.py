@@ -1,9 +1,9 @@
 """Which weight dtype `auto` means on the CPU profile.
 
 Left to vLLM, `auto` takes the model's own dtype (bfloat16 for the bundled model). On an
-x86 CPU without AVX-512 BF16 or AMX, torch has no fast bfloat16 matmul: measured on an
-AVX2-only EPYC, a 1x576x1536 product took 1.75 ms in bfloat16 against 0.14 ms in
-float32, and vLLM served 2.6x the tokens at 8 concurrent in float32. So `auto` means
+x86 CPU without AVX-512 BF16 or AMX, torch has no fast bfloat16 matmul: on an AVX2-only
+EPYC, `perf/dtype_suite.py` measured one decode-sized product 16x slower than in float32
+and vLLM serving 3.8x fewer tokens at 8 concurrent. So `auto` means
 bfloat16 only where the CPU computes it natively, float32 elsewhere."""
 
 from __future__ import annotations
