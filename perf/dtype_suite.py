@@ -15,7 +15,7 @@ from appliance.config import load_config
 from perf.bare_vllm import bare_vllm
 from perf.loadgen import measure, synthetic_prompts
 from perf.report import table, write
-from perf.stack import BASE, REPO, _merge, free_port, to_toml
+from perf.stack import BASE, REPO, free_port, merge, to_toml
 from serving.cpu_dtype import cpu_auto_dtype
 
 DTYPES = ("bfloat16", "float32")
@@ -40,7 +40,7 @@ def run() -> dict:
     work = Path(tempfile.mkdtemp(prefix="onlycs-perf-dtype-"))
     results: dict[str, dict[int, dict]] = {}
     for dtype in DTYPES:
-        settings = _merge(BASE, {"models": {"root": str(REPO / "var" / "models")},
+        settings = merge(BASE, {"models": {"root": str(REPO / "var" / "models")},
                                  "lora": {"root": str(work / "adapters")},
                                  "tiers": {"small": {"dtype": dtype}}})
         path = work / f"{dtype}.toml"

@@ -32,11 +32,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _merge(base: dict, extra: dict) -> dict:
+def merge(base: dict, extra: dict) -> dict:
     merged = copy.deepcopy(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -73,11 +73,11 @@ def appliance(overrides: dict | None = None) -> Iterator[tuple[str, Path, int]]:
     """(base URL, work folder, pid) of a running appliance on loopback, auth off."""
     work = Path(tempfile.mkdtemp(prefix="onlycs-perf-"))
     port = free_port()
-    settings = _merge(BASE, {"server": {"port": port},
+    settings = merge(BASE, {"server": {"port": port},
                              "models": {"root": str(REPO / "var" / "models")},
                              "lora": {"root": str(work / "adapters")}})
     config = work / "config.toml"
-    config.write_text(to_toml(_merge(settings, overrides or {})) + "\n")
+    config.write_text(to_toml(merge(settings, overrides or {})) + "\n")
     log = (work / "serve.log").open("w")
     process = subprocess.Popen([sys.executable, "-m", "appliance.cli", "serve", "--config",
                                 str(config)], stdout=log, stderr=subprocess.STDOUT, cwd=work,

@@ -11,6 +11,10 @@ from pathlib import Path
 from tests.provisioning.nspawn import Guest, ssh_options
 
 NETWORK = "10.231.7.0/24"
+# The large tier without torch.compile: its inductor build costs about 2.5 minutes of the
+# guest's start on 2 cores and tests nothing about provisioning. The appliance in the main
+# suite, `make run` and perf/ keep the compiled default (perf/compile_suite.py).
+EAGER_LARGE_TIER = "[tiers.large.engine_args]\nenforce_eager = true\n"
 
 
 def inventory(guest: Guest, path: Path) -> Path:
@@ -32,7 +36,8 @@ def site_vars(guest: Guest, bundle: Path) -> dict:
             "monitoring_node_exporter": False,  # not on this machine, so not in the guest
             "base_firewall_networks_api": [NETWORK], "base_firewall_networks_metrics": [NETWORK],
             "base_firewall_networks_ssh": [NETWORK], "base_firewall_networks_ray": [NETWORK],
-            "tls_server_ips": [guest.ip, "127.0.0.1"]}
+            "tls_server_ips": [guest.ip, "127.0.0.1"],
+            "app_extra_config": EAGER_LARGE_TIER}
 
 
 def run_site(playbooks: Path, guest: Guest, bundle: Path, work: Path,
