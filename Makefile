@@ -52,8 +52,8 @@ lint: setup
 # The installer's end-to-end test boots its own host and appliance: a pytest session of its
 # own, after the main suite has stopped its appliance, so the two never share the memory.
 test: system-packages models lint
-	$(BIN)/pytest --ignore=tests/provisioning
-	$(BIN)/pytest tests/provisioning
+	$(BIN)/pytest --ignore=tests/provisioning --durations=15
+	$(BIN)/pytest tests/provisioning --durations=15
 
 # One benchmark suite from a fresh clone: make perf SUITE=serving (see README, Performance).
 SUITE ?= serving

@@ -86,6 +86,12 @@ class TierConfig(Section):
         "instead of spinning on sched_yield (vLLM's way burns a core the appliance needs); "
         "unset keeps vLLM's.",
     )
+    cpu_grouped_lora: bool = Field(
+        True,
+        description="CPU profile: LoRA products one matmul per adapter in the batch "
+        "(serving/lora_cpu.py) instead of vLLM's copy of the adapter's weights per token; "
+        "false keeps vLLM's.",
+    )
     num_replicas: int = Field(1, ge=1, description="Ray Serve replicas of this tier.")
     num_gpus: float = Field(0, ge=0, description="GPUs per replica (0 in the CPU profile).")
     engine_args: dict[str, Any] = Field(

@@ -15,6 +15,7 @@ from serving.cpu_dtype import cpu_auto_dtype
 from serving.model_deployment import DEFAULT_ENGINE, ModelServer
 from serving.router_ingress import make_router_deployment
 from serving.vllm_plugin import ENV as ENGINE_WAIT_ENV
+from serving.vllm_plugin import GROUPED_LORA_ENV
 
 APP_NAME = "onlycs"
 ROUTER_MAX_ONGOING = 4096
@@ -54,6 +55,8 @@ def tier_env(config: AppConfig, tier: TierConfig) -> dict[str, str]:
                 "VLLM_CPU_OMP_THREADS_BIND": omp_threads_bind(tier.cpu_omp_threads_bind)}
         if tier.cpu_engine_wait_s is not None:
             env[ENGINE_WAIT_ENV] = str(tier.cpu_engine_wait_s)
+        if tier.enable_lora and tier.cpu_grouped_lora:
+            env[GROUPED_LORA_ENV] = "1"
     return env
 
 

@@ -10,6 +10,9 @@ set, each turn of that loop sleeps that long instead of yielding: the hand-over 
 at most that much more latency and the core is free. Unset (bare vLLM anywhere else in
 this venv), nothing changes.
 
+With `ONLYCS_GROUPED_LORA=1`, the worker's CPU LoRA ops are the grouped ones of
+serving/lora_cpu.py.
+
 vLLM loads general plugins in every engine process (EngineCore and workers), which is why
 this is a plugin rather than code in the replica.
 """
@@ -20,9 +23,14 @@ import os
 import time
 
 ENV = "ONLYCS_ENGINE_WAIT_S"
+GROUPED_LORA_ENV = "ONLYCS_GROUPED_LORA"
 
 
 def register() -> None:
+    if os.environ.get(GROUPED_LORA_ENV) == "1":
+        from serving import lora_cpu
+
+        lora_cpu.install()
     value = os.environ.get(ENV)
     if not value:
         return

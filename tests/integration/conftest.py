@@ -45,6 +45,10 @@ cpu_kvcache_space_gib = 1
 enable_lora = true
 [tiers.large]
 cpu_kvcache_space_gib = 1
+# Eager, not compiled: inductor's build of the large tier is about 2.5 of the session's
+# start-up minutes on 2 cores and changes no behaviour these tests check; `make run`,
+# perf/ and perf/compile_suite.py run the compiled default.
+engine_args = {{ enforce_eager = true }}
 [logging]
 dir = "{log_dir}"
 [security]

@@ -22,7 +22,7 @@ HOOKS = "tests.integration.schemathesis_hooks"
 
 
 def test_fuzzer_finds_no_server_errors(appliance: Appliance, tmp_path: Path) -> None:
-    key = create_key(appliance.config_path, "fuzzer", "--tpm", "1000")
+    key = create_key(appliance.config_path, "fuzzer", "--tpm", "400")
     st = Path(sys.executable).with_name("st")
     done = subprocess.run(
         [str(st), "run", f"{appliance.base_url}/openapi.json",

@@ -11,9 +11,9 @@ from pathlib import Path
 from tests.provisioning.nspawn import Guest, ssh_options
 
 NETWORK = "10.231.7.0/24"
-# The large tier without torch.compile: its inductor build costs about 2.5 minutes of the
-# guest's start on 2 cores and tests nothing about provisioning. The appliance in the main
-# suite, `make run` and perf/ keep the compiled default (perf/compile_suite.py).
+# The large tier without torch.compile, as in the main suite: its inductor build costs about
+# 2.5 minutes of the guest's start on 2 cores and tests nothing about provisioning. `make
+# run` and perf/ keep the compiled default (perf/compile_suite.py).
 EAGER_LARGE_TIER = "[tiers.large.engine_args]\nenforce_eager = true\n"
 
 

@@ -14,6 +14,7 @@ import socket
 import ssl
 import tarfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,6 +87,18 @@ def test_bundle_is_complete_and_checksummed(unpacked: Path) -> None:
         tampered.write_text(original)
 
 
+def _admin_status(guest: Guest, context: ssl.SSLContext, key: str | None) -> int:
+    """What an admin endpoint answers with the key the app role created, or none."""
+    request = urllib.request.Request(f"https://{guest.ip}:8000/admin/adapters")
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as refused:
+        return refused.code
+
+
 def test_site_converges_and_the_appliance_serves_tls13(guest: Guest,
                                                        first_run: tuple[int, str, float]
                                                        ) -> None:
@@ -117,6 +130,9 @@ def test_site_converges_and_the_appliance_serves_tls13(guest: Guest,
             as raw, old.wrap_socket(raw, server_hostname=guest.ip):
         pass
     assert guest.ssh("systemctl is-active onlycs").stdout.strip() == "active"
+    admin_key = (guest.root / "etc/onlycs/admin.key").read_text().split()[-1]
+    assert _admin_status(guest, context, admin_key) == 200
+    assert _admin_status(guest, context, None) == 401
     assert _prometheus_scrapes(guest) == "up"
     modes = guest.ssh("stat -c '%a %U' /var/lib/onlycs/master.key /var/lib/onlycs/keys.json "
                       "/etc/onlycs/admin.key").stdout.split("\n")
