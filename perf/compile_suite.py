@@ -15,7 +15,7 @@ from pathlib import Path
 
 from appliance.config import load_config
 from perf.bare_vllm import bare_vllm
-from perf.loadgen import measure, synthetic_prompts
+from perf.loadgen import measure_levels, ratio_rows
 from perf.report import table, write
 from perf.stack import BASE, REPO, free_port, merge, to_toml
 
@@ -60,21 +60,9 @@ def run() -> dict:
             warm = time.monotonic() - started
             starts[variant] = {"cold_start_s": round(cold, 1), "warm_start_s": round(warm, 1)}
             print(f"  {variant:8s} ready in {cold:.0f} s cold, {warm:.0f} s warm", flush=True)
-            measure(url, "small", synthetic_prompts(4, PROMPT_WORDS, 999), OUTPUT_TOKENS, 4)
-            for level, count in LEVELS.items():
-                result = measure(url, "small", synthetic_prompts(count, PROMPT_WORDS, level),
-                                 OUTPUT_TOKENS, level)
-                results.setdefault(variant, {})[level] = result
-                print(f"  {variant:8s} c={level} {result['out_tok_s']:6.1f} tok/s", flush=True)
-    rows = []
-    for level in LEVELS:
-        base = results["compiled"][level]["out_tok_s"]
-        for variant in VARIANTS:
-            r = results[variant][level]
-            rows.append({"variant": variant, "concurrency": level, "out_tok_s": r["out_tok_s"],
-                         "ratio_vs_compiled": round(r["out_tok_s"] / base, 2),
-                         "ttft_p50_ms": r["ttft_p50_ms"], "itl_p50_ms": r["itl_p50_ms"],
-                         "errors": r["errors"]})
+            results[variant] = measure_levels(url, LEVELS, PROMPT_WORDS, OUTPUT_TOKENS,
+                                              variant)
+    rows = ratio_rows(results, "variant", "compiled")
     path = write("compile", {"rows": rows, "starts": starts, "output_tokens": OUTPUT_TOKENS,
                              "raw": {v: {str(c): r for c, r in by_level.items()}
                                      for v, by_level in results.items()}})

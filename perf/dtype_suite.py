@@ -13,7 +13,7 @@ import torch
 
 from appliance.config import load_config
 from perf.bare_vllm import bare_vllm
-from perf.loadgen import measure, synthetic_prompts
+from perf.loadgen import measure_levels, ratio_rows
 from perf.report import table, write
 from perf.stack import BASE, REPO, free_port, merge, to_toml
 from serving.cpu_dtype import cpu_auto_dtype
@@ -46,21 +46,8 @@ def run() -> dict:
         path = work / f"{dtype}.toml"
         path.write_text(to_toml(settings) + "\n")
         with bare_vllm(load_config(path), free_port(), work / f"{dtype}.log") as url:
-            measure(url, "small", synthetic_prompts(4, PROMPT_WORDS, 999), OUTPUT_TOKENS, 4)
-            for level, count in LEVELS.items():
-                result = measure(url, "small", synthetic_prompts(count, PROMPT_WORDS, level),
-                                 OUTPUT_TOKENS, level)
-                results.setdefault(dtype, {})[level] = result
-                print(f"  {dtype:9s} c={level} {result['out_tok_s']:6.1f} tok/s", flush=True)
-    rows = []
-    for level in LEVELS:
-        base = results["bfloat16"][level]["out_tok_s"]
-        for dtype in DTYPES:
-            r = results[dtype][level]
-            rows.append({"dtype": dtype, "concurrency": level, "out_tok_s": r["out_tok_s"],
-                         "ratio_vs_bfloat16": round(r["out_tok_s"] / base, 2),
-                         "ttft_p50_ms": r["ttft_p50_ms"], "itl_p50_ms": r["itl_p50_ms"],
-                         "errors": r["errors"]})
+            results[dtype] = measure_levels(url, LEVELS, PROMPT_WORDS, OUTPUT_TOKENS, dtype)
+    rows = ratio_rows(results, "dtype", "bfloat16")
     matmul = {d: round(_matmul_us(getattr(torch, d)), 1) for d in DTYPES}
     path = write("dtype", {"rows": rows, "matmul_1x576x1536_us": matmul,
                            "auto_picks": cpu_auto_dtype(), "output_tokens": OUTPUT_TOKENS,

@@ -77,3 +77,31 @@ def measure(url: str, model: str, prompts: list[str], output_len: int, concurren
         "first_error": next((o.error[-300:] for o in outputs if not o.success), None),
         "samples": {"ttft": ttft, "latency": latency, "tpot": tpot},
     }
+
+
+def measure_levels(url: str, levels: dict[int, int], prompt_words: int, output_tokens: int,
+                   label: str) -> dict[int, dict[str, Any]]:
+    """A warm-up, then `count` requests at each `concurrency` of `levels` against the small
+    model of a bare vLLM server, printing tok/s as they finish."""
+    measure(url, "small", synthetic_prompts(4, prompt_words, 999), output_tokens, 4)
+    results = {}
+    for level, count in levels.items():
+        results[level] = measure(url, "small", synthetic_prompts(count, prompt_words, level),
+                                 output_tokens, level)
+        print(f"  {label:9s} c={level} {results[level]['out_tok_s']:6.1f} tok/s", flush=True)
+    return results
+
+
+def ratio_rows(results: dict[str, dict[int, dict[str, Any]]], column: str,
+               baseline: str) -> list[dict[str, Any]]:
+    """Per concurrency level, a row per variant: tok/s, its ratio to `baseline`'s, TTFT, ITL."""
+    rows = []
+    for level in results[baseline]:
+        base = results[baseline][level]["out_tok_s"]
+        for variant, by_level in results.items():
+            r = by_level[level]
+            rows.append({column: variant, "concurrency": level, "out_tok_s": r["out_tok_s"],
+                         f"ratio_vs_{baseline}": round(r["out_tok_s"] / base, 2),
+                         "ttft_p50_ms": r["ttft_p50_ms"], "itl_p50_ms": r["itl_p50_ms"],
+                         "errors": r["errors"]})
+    return rows

@@ -134,9 +134,9 @@ def http_options(config: AppConfig) -> Any:
     return HTTPOptions(**options)
 
 
-def _drain(router: Any, timeout_s: float) -> None:
+def _drain(router: Any, timeout_s: float, begin_timeout_s: float | None = None) -> None:
     """Refuse new requests (503 + Retry-After), then wait for started ones to finish."""
-    pending = router.begin_drain.remote().result()
+    pending = router.begin_drain.remote().result(timeout_s=begin_timeout_s)
     deadline = time.monotonic() + timeout_s
     while pending and time.monotonic() < deadline:
         logger.info("draining: %d requests in flight", pending)
@@ -199,6 +199,12 @@ def serve_foreground(config: AppConfig) -> int:
         _drain(serve.get_app_handle(APP_NAME), server.drain_timeout_s)
     except _StopRequested:
         logger.info("stopped during start-up")
+        starting = False  # a second signal must not interrupt the drain below
+        # serve.run() polls the app's status, so the router can already be answering (and
+        # have requests running) when a signal lands before it returns: drain those too.
+        # With no router up yet there is nothing to drain, and the lookup fails: fine.
+        with contextlib.suppress(Exception):
+            _drain(serve.get_app_handle(APP_NAME), server.drain_timeout_s, begin_timeout_s=5)
     finally:
         descendants = me.children(recursive=True)
         try:
