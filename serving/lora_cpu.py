@@ -21,27 +21,6 @@ from collections.abc import Callable
 
 import torch
 
-
-def grouped_lora_product(inputs: torch.Tensor, weights: torch.Tensor,
-                         indices: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """`inputs[t] @ weights[indices[t]].T` for every token t, in `dtype`.
-
-    weights: (slots, out, in) or (slots, 1, out, in) as vLLM stacks them."""
-    if weights.dim() == 4:
-        weights = weights.squeeze(1)
-    inputs = inputs.to(dtype)
-    if indices.numel() == 0:
-        return inputs.new_zeros((0, weights.shape[1]))
-    first = int(indices[0])
-    if bool((indices == first).all()):
-        return inputs @ weights[first].to(dtype).T
-    product = inputs.new_empty((inputs.shape[0], weights.shape[1]))
-    for index in torch.unique(indices).tolist():
-        rows = (indices == index).nonzero().squeeze(1)
-        product[rows] = inputs[rows] @ weights[index].to(dtype).T
-    return product
-
-
 # Below this many tokens with more than one adapter among them (decode steps of a mixed
 # batch), vLLM's per-token copy costs less than a matmul per adapter: on 2 cores a shrink
 # and expand pair for 4 adapters took 0.66 ms against 1.22 ms at 16 tokens, and 1.71 ms
@@ -49,35 +28,63 @@ def grouped_lora_product(inputs: torch.Tensor, weights: torch.Tensor,
 MIXED_MIN_TOKENS = 32
 
 
-def _fits(inputs: torch.Tensor, indices: torch.Tensor) -> bool:
-    """Whether grouping pays here. vLLM's einsum also broadcasts a single row; those rare
-    shapes stay with vLLM, as do small batches that mix adapters."""
+def _plan(inputs: torch.Tensor, indices: torch.Tensor) -> str:
+    """"one" (a single adapter: one matmul), "grouped" (a matmul per adapter) or "vllm"
+    (vLLM's function: its einsum also broadcasts a single row, and small batches that mix
+    adapters are cheaper its way)."""
     if inputs.dim() != 2 or inputs.shape[0] != indices.shape[0]:
-        return False
-    if indices.numel() == 0 or indices.numel() >= MIXED_MIN_TOKENS:
-        return True
-    return bool((indices == indices[0]).all())
+        return "vllm"
+    if indices.numel() == 0 or bool((indices == indices[0]).all()):
+        return "one"
+    return "grouped" if indices.numel() >= MIXED_MIN_TOKENS else "vllm"
+
+
+def _fits(inputs: torch.Tensor, indices: torch.Tensor) -> bool:
+    return _plan(inputs, indices) != "vllm"
+
+
+def grouped_lora_product(inputs: torch.Tensor, weights: torch.Tensor,
+                         indices: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+    """`inputs[t] @ weights[indices[t]].T` for every token t, in `dtype`; None where vLLM's
+    own function should run instead.
+
+    weights: (slots, out, in) or (slots, 1, out, in) as vLLM stacks them."""
+    plan = _plan(inputs, indices)
+    if plan == "vllm":
+        return None
+    if weights.dim() == 4:
+        weights = weights.squeeze(1)
+    inputs = inputs.to(dtype)
+    if indices.numel() == 0:
+        return inputs.new_zeros((0, weights.shape[1]))
+    if plan == "one":
+        return inputs @ weights[int(indices[0])].to(dtype).T
+    product = inputs.new_empty((inputs.shape[0], weights.shape[1]))
+    for index in torch.unique(indices).tolist():
+        rows = (indices == index).nonzero().squeeze(1)
+        product[rows] = inputs[rows] @ weights[index].to(dtype).T
+    return product
 
 
 def bgmv_shrink(inputs: torch.Tensor, lora_b_weights: torch.Tensor,
                 output_tensor: torch.Tensor, lora_indices_tensor: torch.Tensor,
                 scaling: float = 1.0) -> None:
-    if not _fits(inputs, lora_indices_tensor):
-        return _reference("bgmv_shrink")(inputs, lora_b_weights, output_tensor,
-                                         lora_indices_tensor, scaling)
     outputs = grouped_lora_product(inputs, lora_b_weights, lora_indices_tensor,
                                    output_tensor.dtype)
+    if outputs is None:
+        return _reference("bgmv_shrink")(inputs, lora_b_weights, output_tensor,
+                                         lora_indices_tensor, scaling)
     output_tensor[:, : outputs.shape[1]] = scaling * outputs
 
 
 def bgmv_expand(inputs: torch.Tensor, lora_b_weights: torch.Tensor,
                 output_tensor: torch.Tensor, lora_indices_tensor: torch.Tensor,
                 add_inputs: bool = True) -> None:
-    if not _fits(inputs, lora_indices_tensor):
-        return _reference("bgmv_expand")(inputs, lora_b_weights, output_tensor,
-                                         lora_indices_tensor, add_inputs)
     outputs = grouped_lora_product(inputs, lora_b_weights, lora_indices_tensor,
                                    output_tensor.dtype)
+    if outputs is None:
+        return _reference("bgmv_expand")(inputs, lora_b_weights, output_tensor,
+                                         lora_indices_tensor, add_inputs)
     limit = output_tensor.shape[0]
     if outputs.shape[0] == 1 and output_tensor.shape[0] != 1:
         limit = 1
@@ -92,12 +99,12 @@ def bgmv_expand(inputs: torch.Tensor, lora_b_weights: torch.Tensor,
 def bgmv_expand_slice(inputs: torch.Tensor, lora_b_weights: torch.Tensor,
                       output_tensor: torch.Tensor, lora_indices_tensor: torch.Tensor,
                       slice_offset: int, slice_size: int, add_inputs: bool = True) -> None:
-    if not _fits(inputs, lora_indices_tensor):
+    outputs = grouped_lora_product(inputs, lora_b_weights, lora_indices_tensor,
+                                   output_tensor.dtype)
+    if outputs is None:
         return _reference("bgmv_expand_slice")(inputs, lora_b_weights, output_tensor,
                                                lora_indices_tensor, slice_offset, slice_size,
                                                add_inputs)
-    outputs = grouped_lora_product(inputs, lora_b_weights, lora_indices_tensor,
-                                   output_tensor.dtype)
     if add_inputs:
         output_tensor[:, slice_offset: slice_offset + slice_size] += outputs
     else:
@@ -130,7 +137,7 @@ def install() -> None:
     from vllm.lora.ops import torch_ops
     from vllm.lora.ops.torch_ops import lora_ops
 
-    _reference("bgmv_shrink")
+    _reference("bgmv_shrink")  # captures vLLM's functions before their names change
     modules = [lora_ops, torch_ops]
     wrapper = sys.modules.get("vllm.lora.punica_wrapper.punica_cpu")
     if wrapper is not None:

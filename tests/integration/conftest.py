@@ -19,6 +19,7 @@ import openai
 import psutil
 import pytest
 
+from tests.engine_settings import EAGER_LARGE_TIER
 from tests.platform_requests import channels_toml
 from tests.platform_server import PlatformServer, start_platform_server
 
@@ -45,10 +46,6 @@ cpu_kvcache_space_gib = 1
 enable_lora = true
 [tiers.large]
 cpu_kvcache_space_gib = 1
-# Eager, not compiled: inductor's build of the large tier is about 2.5 of the session's
-# start-up minutes on 2 cores and changes no behaviour these tests check; `make run`,
-# perf/ and perf/compile_suite.py run the compiled default.
-engine_args = {{ enforce_eager = true }}
 [logging]
 dir = "{log_dir}"
 [security]
@@ -64,7 +61,7 @@ master_key_file = "{workdir}/master.key"
 enabled = true
 cert_file = "{workdir}/tls/server.pem"
 key_file = "{workdir}/tls/server.key"
-"""
+""" + EAGER_LARGE_TIER
 
 
 @dataclass

@@ -8,13 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.engine_settings import EAGER_LARGE_TIER
 from tests.provisioning.nspawn import Guest, ssh_options
 
 NETWORK = "10.231.7.0/24"
-# The large tier without torch.compile, as in the main suite: its inductor build costs about
-# 2.5 minutes of the guest's start on 2 cores and tests nothing about provisioning. `make
-# run` and perf/ keep the compiled default (perf/compile_suite.py).
-EAGER_LARGE_TIER = "[tiers.large.engine_args]\nenforce_eager = true\n"
 
 
 def inventory(guest: Guest, path: Path) -> Path:
