@@ -26,7 +26,7 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-from appliance.config import AppConfig
+from kernel.config import AppConfig
 
 REPO = Path(__file__).resolve().parents[1]
 # Installed without their declared dependencies (another CLI, sentence-transformers) that
@@ -93,8 +93,8 @@ def _models(config: AppConfig, dest: Path, step: Step) -> list[str]:
     from models.registry import model_dir
 
     names = []
-    for tier_name in ("small", "large"):
-        folder = model_dir(config, getattr(config.tiers, tier_name))
+    for tier_name in config.tier_names:
+        folder = model_dir(config, config.tiers[tier_name])
         if folder.name in names:
             continue
         result = verify_folder(folder)

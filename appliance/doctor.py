@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from appliance.config import AppConfig
+from kernel.config import AppConfig
 
 Status = Literal["ok", "warn", "fail", "skip"]
 CERT_MIN_DAYS = 30
@@ -141,8 +141,8 @@ def check_models(config: AppConfig) -> list[Check]:
     from models.registry import ModelNotPrepared, check_model, model_dir
 
     checks = []
-    for name in ("small", "large"):
-        tier = getattr(config.tiers, name)
+    for name in config.tier_names:
+        tier = config.tiers[name]
         try:
             folder = model_dir(config, tier)
         except ModelNotPrepared as exc:

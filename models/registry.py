@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from appliance.config import AppConfig, TierConfig
+from kernel.config import AppConfig, TierConfig
 from models.manifest import MANIFEST_NAME, verify_folder
 
 

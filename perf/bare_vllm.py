@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from appliance.config import AppConfig
+from kernel.config import AppConfig
 from serving.app import engine_options, tier_env
 from serving.vllm_engine import engine_cli_args
 from serving.vllm_plugin import ENV as ENGINE_WAIT_ENV
@@ -25,10 +25,10 @@ def command(config: AppConfig, port: int, stock: bool = False) -> tuple[list[str
 
     `stock`: vLLM's own CPU defaults instead of the appliance's tuning (its scheduler spins
     on one reserved core; the model computes on the other)."""
-    options = engine_options(config, "small", config.tiers.small)
+    options = engine_options(config, "small", config.tiers["small"])
     argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--host", "127.0.0.1",
             "--port", str(port), "--disable-uvicorn-access-log", *engine_cli_args(options)]
-    env = {**os.environ, **tier_env(config, config.tiers.small)}
+    env = {**os.environ, **tier_env(config, config.tiers["small"])}
     if stock:
         env.pop(ENGINE_WAIT_ENV, None)
         env["VLLM_CPU_OMP_THREADS_BIND"] = "auto"

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from appliance.config import load_config
+from kernel.config import load_config
 from perf.bare_vllm import bare_vllm
 from perf.loadgen import measure_levels, ratio_rows
 from perf.report import table, write
@@ -29,7 +29,7 @@ COLUMNS = ["variant", "concurrency", "out_tok_s", "ratio_vs_compiled", "ttft_p50
 
 def _large_tier_as_small(engine_args: dict) -> dict:
     """bare_vllm serves the `small` tier's settings: give it the large tier's."""
-    large = load_config(REPO / "config.example.toml").tiers.large
+    large = load_config(REPO / "config.example.toml").tiers["large"]
     tier = {"enable_lora": False, "max_num_seqs": large.max_num_seqs,
             "max_model_len": large.max_model_len}
     if engine_args:

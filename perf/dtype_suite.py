@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from appliance.config import load_config
+from kernel.config import load_config
 from perf.bare_vllm import bare_vllm
 from perf.loadgen import measure_levels, ratio_rows
 from perf.report import table, write

@@ -11,10 +11,10 @@ import threading
 import time
 import uuid
 
-from appliance.config import AppConfig
+from kernel.config import AppConfig
 from perf.report import summary_ms, table, write
+from serving.pipeline.decide import build_engine
 from serving.router.dataset import load
-from serving.routing import build_engine
 
 ROUNDS = 5
 

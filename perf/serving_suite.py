@@ -15,7 +15,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from appliance.config import AppConfig, load_config
+from kernel.config import AppConfig, load_config
 from perf.bare_vllm import bare_vllm
 from perf.compute import peak_matmul_gflops, token_limit
 from perf.hf_baseline import run_sequential
@@ -120,7 +120,7 @@ def run() -> dict:
 def _model_dir(config: AppConfig) -> Path:
     from models.registry import model_dir
 
-    return model_dir(config, config.tiers.small)
+    return model_dir(config, config.tiers["small"])
 
 
 def _rows(results: dict[tuple[str, int], list[dict]], hf: dict) -> list[dict]:

@@ -10,10 +10,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from appliance.config import AppConfig
-from appliance.errors import APIError
-from appliance.keys import KeyRecord, KeyStore
-from appliance.ratelimit import RateLimiter
+from kernel.config import AppConfig
+from kernel.errors import APIError
+from kernel.keys import KeyRecord, KeyStore
+from kernel.ratelimit import RateLimiter
 
 ANONYMOUS = "anonymous"
 

@@ -1,4 +1,5 @@
-"""The router's side of LoRA hot-swap: validate, load into the small tier, pick a default.
+"""The ingress's side of LoRA hot-swap: validate, load into the LoRA tier (`lora.tier`),
+pick a default.
 
 Loads and unloads of one name are serialised; the default changes by replacing one
 reference, so each request resolves to exactly one adapter version, and requests
@@ -11,20 +12,22 @@ import asyncio
 from collections import defaultdict
 from typing import Any
 
-from appliance.config import AppConfig
-from appliance.errors import APIError
+from kernel.config import AppConfig
+from kernel.errors import APIError
 from lora.registry import AdapterError, base_model_sha256, check_name, validate
 from models.registry import model_dir
 from serving import metrics
 
 
 class AdapterControl:
-    def __init__(self, config: AppConfig, small: Any):
+    def __init__(self, config: AppConfig, handle: Any):
+        self.tier = config.lora.tier
+        tier = config.tiers[self.tier]
         self.root = config.lora.root
-        self.max_rank = config.tiers.small.max_lora_rank
-        self.enabled = config.tiers.small.enable_lora
-        self.base_sha256 = base_model_sha256(model_dir(config, config.tiers.small))
-        self.small = small
+        self.max_rank = tier.max_lora_rank
+        self.enabled = tier.enable_lora
+        self.base_sha256 = base_model_sha256(model_dir(config, tier))
+        self.handle = handle
         self.loaded: dict[str, str] = {}
         self.default: str | None = None
         self.previous_default: str | None = None
@@ -35,7 +38,8 @@ class AdapterControl:
 
     async def load(self, name: str, folder: str, make_default: bool) -> dict[str, Any]:
         if not self.enabled:
-            raise APIError(400, "LoRA is disabled on the small tier (tiers.small.enable_lora)")
+            raise APIError(400, f"LoRA is disabled on the {self.tier} tier "
+                           f"(tiers.{self.tier}.enable_lora)")
         try:
             path = validate(self.root, name, folder, base_sha256=self.base_sha256,
                             max_rank=self.max_rank)
@@ -53,7 +57,7 @@ class AdapterControl:
                 if make_default:
                     self.set_default(name)
                 return self.describe()
-            result = await self.small.load_adapter.remote(name, str(path))
+            result = await self.handle.load_adapter.remote(name, str(path))
             if result["status"] != 200:
                 self._event("load", False)
                 raise APIError(result["status"], result["body"]["error"]["message"],
@@ -73,7 +77,7 @@ class AdapterControl:
             if self.default == name:
                 self.set_default(None)
             self.loaded.pop(name)  # new requests stop choosing it before it goes
-            result = await self.small.unload_adapter.remote(name)
+            result = await self.handle.unload_adapter.remote(name)
             self._event("unload", result["status"] == 200)
         return self.describe()
 
@@ -91,7 +95,7 @@ class AdapterControl:
 
     def resolve(self, tier: str, adapter: str | None) -> str | None:
         """The adapter a request to `tier` uses: the one it named, or the default."""
-        if tier != "small":
+        if tier != self.tier:
             return None
         if adapter is not None and adapter not in self.loaded:
             raise APIError(404, f"adapter {adapter!r} is not loaded; loaded: "

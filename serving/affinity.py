@@ -31,7 +31,7 @@ def session_of(request: PendingRequest | None) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-class SessionAffinityRouter(FIFOMixin, RequestRouter):
+class SessionAffinityRequestRouter(FIFOMixin, RequestRouter):
     async def choose_replicas(self, candidate_replicas: list[RunningReplica],
                               pending_request: PendingRequest | None = None
                               ) -> list[list[RunningReplica]]:

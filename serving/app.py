@@ -1,4 +1,5 @@
-"""Builds the Ray Serve application from the config: router + small + large."""
+"""Builds the Ray Serve application from the config: the ingress and one deployment per
+configured tier."""
 
 from __future__ import annotations
 
@@ -9,16 +10,16 @@ from ray import serve
 from ray.serve import Application
 from ray.serve.config import RequestRouterConfig
 
-from appliance.config import AppConfig, TierConfig
+from kernel.config import AppConfig, TierConfig
 from models.registry import model_dir
 from serving.cpu_dtype import cpu_auto_dtype
+from serving.ingress.deployment import make_ingress_deployment
 from serving.model_deployment import DEFAULT_ENGINE, ModelServer
-from serving.router_ingress import make_router_deployment
 from serving.vllm_plugin import ENV as ENGINE_WAIT_ENV
 from serving.vllm_plugin import GROUPED_LORA_ENV
 
 APP_NAME = "onlycs"
-ROUTER_MAX_ONGOING = 4096
+INGRESS_MAX_ONGOING = 4096
 
 
 def engine_options(config: AppConfig, name: str, tier: TierConfig) -> dict[str, Any]:
@@ -61,11 +62,11 @@ def tier_env(config: AppConfig, tier: TierConfig) -> dict[str, str]:
 
 
 def tier_deployment(config: AppConfig, name: str, engine_cls: str) -> Application:
-    tier: TierConfig = getattr(config.tiers, name)
+    tier: TierConfig = config.tiers[name]
     deployment = serve.deployment(ModelServer).options(
         name=name,
         request_router_config=RequestRouterConfig(
-            request_router_class="serving.affinity.SessionAffinityRouter"),
+            request_router_class="serving.affinity.SessionAffinityRequestRouter"),
         num_replicas=tier.num_replicas,
         max_ongoing_requests=config.limits.max_ongoing_requests_per_tier,
         graceful_shutdown_timeout_s=config.server.drain_timeout_s,
@@ -78,11 +79,10 @@ def tier_deployment(config: AppConfig, name: str, engine_cls: str) -> Applicatio
 
 
 def build_app(config: AppConfig, engine_cls: str = DEFAULT_ENGINE) -> Application:
-    router = make_router_deployment(config).options(
-        max_ongoing_requests=ROUTER_MAX_ONGOING,
+    ingress = make_ingress_deployment(config).options(
+        max_ongoing_requests=INGRESS_MAX_ONGOING,
         graceful_shutdown_timeout_s=config.server.drain_timeout_s,
         ray_actor_options={"num_cpus": 0},
     )
-    return router.bind(config,
-                       tier_deployment(config, "small", engine_cls),
-                       tier_deployment(config, "large", engine_cls))
+    return ingress.bind(config, {name: tier_deployment(config, name, engine_cls)
+                                 for name in config.tier_names})

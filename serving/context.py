@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from appliance.config import SessionsConfig
-from appliance.errors import APIError
+from kernel.config import SessionsConfig
+from kernel.errors import APIError
 from serving.protocol import ChatRequest, Message
 
 PERSONA_HEADER = "x-onlycs-persona"

@@ -20,11 +20,11 @@ from typing import Any
 
 import psutil
 
-from appliance.config import AppConfig
-from appliance.conversations import ConversationStore
-from appliance.crypto import CryptoError, create_master_key
-from appliance.keys import KeyFileError, KeyStore
-from appliance.logs import ray_logging_env, serve_logging
+from kernel.config import AppConfig
+from kernel.conversations import ConversationStore
+from kernel.crypto import CryptoError, create_master_key
+from kernel.keys import KeyFileError, KeyStore
+from kernel.logs import ray_logging_env, serve_logging
 from models.registry import check_model, model_dir
 from serving.metrics import MULTIPROC_ENV
 from serving.proxy_hooks import MAX_BODY_ENV, TLS_MIN_ENV
@@ -50,9 +50,9 @@ class _StopRequested(Exception):
 def preflight(config: AppConfig) -> list[str]:
     """Problems that would make start-up fail later and less clearly."""
     problems = []
-    for name in ("small", "large"):
+    for name in config.tier_names:
         try:
-            folder = model_dir(config, getattr(config.tiers, name))
+            folder = model_dir(config, config.tiers[name])
         except RuntimeError as exc:
             problems.append(f"tiers.{name}.model: {exc}")
             continue

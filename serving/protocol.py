@@ -32,6 +32,14 @@ def _encodable(text: str) -> str:
     return text
 
 
+def content_text(content: str | list[dict[str, Any]] | None) -> str:
+    """A message's text: the string itself, or its text parts joined (the one reading of
+    content parts that the router, the store and the filters all use)."""
+    if isinstance(content, str):
+        return content
+    return " ".join(str(p.get("text", "")) for p in content or [] if isinstance(p, dict))
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Role
@@ -80,14 +88,12 @@ class ChatRequest(_Sampling):
             raise ValueError("the last user message is empty or only whitespace")
         return self
 
+    def user_texts(self) -> list[str]:
+        return [content_text(m.content) for m in self.messages if m.role == "user"]
+
     def last_user_text(self) -> str:
-        for message in reversed(self.messages):
-            if message.role == "user":
-                if isinstance(message.content, str):
-                    return message.content
-                parts = message.content or []
-                return " ".join(str(p.get("text", "")) for p in parts if isinstance(p, dict))
-        return ""
+        texts = self.user_texts()
+        return texts[-1] if texts else ""
 
 
 class CompletionRequest(_Sampling):

@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.middleware import Middleware
 
-from appliance.errors import error_body
+from kernel.errors import error_body
 
 TLS_MIN_ENV = "ONLYCS_TLS_MIN_VERSION"
 MAX_BODY_ENV = "ONLYCS_MAX_BODY_BYTES"

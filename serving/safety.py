@@ -99,6 +99,7 @@ class SSEFilter:
     def __init__(self, output_filter: OutputFilter):
         self._filter = output_filter
         self._maskers: dict[int, StreamMasker] = {}
+        self._sent: list[str] = []  # choice 0's text as it went out: what the store keeps
 
     def rewrite(self, chunk: str) -> str:
         if not chunk.startswith("data: {"):
@@ -115,7 +116,13 @@ class SSEFilter:
                 text += masker.flush()
             if holder.get(key) is not None or text:
                 holder[key] = text
+            if choice.get("index", 0) == 0:
+                self._sent.append(text)
         return f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
+
+    @property
+    def sent_text(self) -> str:
+        return "".join(self._sent)
 
 
 def mask_response(output_filter: OutputFilter, body: dict) -> dict:

@@ -26,7 +26,7 @@ from vllm.utils.argparse_utils import FlexibleArgumentParser
 from vllm.v1.engine.async_llm import AsyncLLM
 from vllm.v1.metrics.loggers import StatLoggerBase
 
-from appliance.errors import error_body
+from kernel.errors import error_body
 from serving import metrics
 from serving.engine_protocol import ChatEngine, EngineOutput, JSONResult
 

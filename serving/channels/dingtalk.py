@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from appliance.channel_config import ChannelsConfig
+from kernel.channel_config import ChannelsConfig
 from serving.channels import dingtalk_sign
 from serving.channels.common import (
     Deliveries,

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from appliance.channel_config import ChannelsConfig
+from kernel.channel_config import ChannelsConfig
 from serving.channels import feishu_crypto
 from serving.channels.cipher import CipherError
 from serving.channels.common import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from appliance.channel_config import ChannelsConfig
+from kernel.channel_config import ChannelsConfig
 from serving.channels.common import Responder
 from serving.channels.dingtalk import DingTalkAdapter
 from serving.channels.feishu import FeishuAdapter

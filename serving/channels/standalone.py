@@ -11,7 +11,7 @@ import os
 
 from fastapi import FastAPI
 
-from appliance.config import AppConfig
+from kernel.config import AppConfig
 from serving.channels.backend import OpenAIBackend
 from serving.channels.common import Responder
 from serving.channels.hub import mount_channels

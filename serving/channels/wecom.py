@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from appliance.channel_config import ChannelsConfig
+from kernel.channel_config import ChannelsConfig
 from serving.channels.cipher import CipherError
 from serving.channels.common import (
     AccessToken,

@@ -80,6 +80,9 @@ TEMPLATES: dict[str, tuple[str, list[str]]] = {
         "shut up you useless machine"]),
 }
 
+# The tiers the dataset's route labels name: the shipped configuration's two.
+ROUTES: tuple[str, ...] = tuple(sorted({route for route, _ in TEMPLATES.values()}))
+
 
 def _fill(template: str, rng: random.Random) -> str:
     return template.format(**{k: rng.choice(v) for k, v in SLOTS.items()})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from serving.router import features as feat
+from serving.router.dataset import ROUTES
 from serving.router.rules import RuleTree, Step, load_rules, parse_rules
 from serving.router.sensitive import Hit, SensitiveMatcher, strongest
 
@@ -68,9 +70,6 @@ class Decision:
     embedded: bool
     cache_hit: bool
 
-    def header(self) -> str:
-        return f"tier={self.tier or 'none'}; rule={self.rule}"
-
 
 def feature_names(intents: list[str]) -> frozenset[str]:
     return frozenset([*(f"p_{i}" for i in intents), *feat.SIGNAL_NAMES, "kb_match",
@@ -79,15 +78,17 @@ def feature_names(intents: list[str]) -> frozenset[str]:
 
 class RoutingEngine:
     def __init__(self, matcher: SensitiveMatcher, rules_path: Path | None = None,
-                 model_dir: Path = MODEL_DIR, *, cache_sessions: int = 1000,
-                 embed_below: float = 0.55):
+                 model_dir: Path = MODEL_DIR, *, tiers: Collection[str] = ROUTES,
+                 cache_sessions: int = 1000, embed_below: float = 0.55):
         self.matcher = matcher
+        self.tiers = tuple(tiers)
         self.fast = Classifier.load(model_dir / "intent_fast.npz")
         self.slow = Classifier.load(model_dir / "intent_embed.npz")
         with np.load(model_dir / "kb.npz", allow_pickle=False) as npz:
             self.kb = npz["vectors"]
         self.known = feature_names(self.fast.labels)
-        self.rules: RuleTree = load_rules(rules_path or model_dir / "rules.yaml", self.known)
+        self.rules: RuleTree = load_rules(rules_path or model_dir / "rules.yaml", self.known,
+                                            self.tiers)
         self.embed_below = embed_below
         self.cache_sessions = cache_sessions
         self._cache: OrderedDict[str, SessionState] = OrderedDict()
@@ -176,7 +177,7 @@ class RoutingEngine:
 
     def reload_rules(self, text: str) -> RuleTree:
         """Validate, then swap: a bad file leaves the running rules untouched."""
-        tree = parse_rules(text, self.known)
+        tree = parse_rules(text, self.known, self.tiers)
         self.rules = tree
         return tree
 

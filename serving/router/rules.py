@@ -7,7 +7,7 @@
       then: {id: complaint, tier: large}
       else: {...}
 
-Every node has an `id`; a leaf names a `tier`, and its id is the rule id that the
+Every node has an `id`; a leaf names a configured `tier`, and its id is the rule id that the
 `x-onlycs-route` header and the routing metric report. Loading validates the whole
 file: unknown features, bad tiers, duplicate ids and malformed nodes are errors
 that name the node's path.
@@ -15,13 +15,12 @@ that name the node's path.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-
-TIERS = ("small", "large")
 
 
 class RulesError(ValueError):
@@ -45,6 +44,14 @@ class Node:
     threshold: float = 0.0
     then: Node | None = None
     otherwise: Node | None = None
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """What a rule file may name: the router's features and the configured tiers."""
+
+    features: frozenset[str]
+    tiers: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -74,7 +81,7 @@ class RuleTree:
         return node.tier, node.id, path
 
 
-def _parse(raw: Any, where: str, known: frozenset[str], ids: set[str]) -> Node:
+def _parse(raw: Any, where: str, known: Vocabulary, ids: set[str]) -> Node:
     if not isinstance(raw, dict):
         raise RulesError(f"{where}: a node must be a mapping")
     node_id = raw.get("id")
@@ -86,13 +93,13 @@ def _parse(raw: Any, where: str, known: frozenset[str], ids: set[str]) -> Node:
     if "tier" in raw:
         if set(raw) - {"id", "tier", "samples"}:
             raise RulesError(f"{where} ({node_id}): a leaf has only id and tier")
-        if raw["tier"] not in TIERS:
-            raise RulesError(f"{where} ({node_id}): tier must be one of {TIERS}")
+        if raw["tier"] not in known.tiers:
+            raise RulesError(f"{where} ({node_id}): tier must be one of {known.tiers}")
         return Node(node_id, tier=raw["tier"])
     when = raw.get("when")
     if not isinstance(when, dict) or set(when) != {"feature", "above"}:
         raise RulesError(f"{where} ({node_id}): `when` must be {{feature, above}}")
-    if when["feature"] not in known:
+    if when["feature"] not in known.features:
         raise RulesError(f"{where} ({node_id}): unknown feature {when['feature']!r}")
     if isinstance(when["above"], bool) or not isinstance(when["above"], int | float):
         raise RulesError(f"{where} ({node_id}): `above` must be a number")
@@ -103,19 +110,22 @@ def _parse(raw: Any, where: str, known: frozenset[str], ids: set[str]) -> Node:
                 otherwise=_parse(raw["else"], f"{where}.else", known, ids))
 
 
-def parse_rules(text: str, known_features: frozenset[str]) -> RuleTree:
+def parse_rules(text: str, known_features: frozenset[str], tiers: Collection[str]
+                ) -> RuleTree:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise RulesError(f"not valid YAML: {exc}") from None
     if not isinstance(raw, dict) or raw.get("version") != 1 or "tree" not in raw:
         raise RulesError("a rule file is a mapping with `version: 1` and a `tree`")
-    return RuleTree(_parse(raw["tree"], "tree", known_features, set()), known_features)
+    known = Vocabulary(known_features, tuple(tiers))
+    return RuleTree(_parse(raw["tree"], "tree", known, set()), known_features)
 
 
-def load_rules(path: Path, known_features: frozenset[str]) -> RuleTree:
+def load_rules(path: Path, known_features: frozenset[str], tiers: Collection[str]
+               ) -> RuleTree:
     try:
-        return parse_rules(path.read_text(encoding="utf-8"), known_features)
+        return parse_rules(path.read_text(encoding="utf-8"), known_features, tiers)
     except RulesError as exc:
         raise RulesError(f"{path}: {exc}") from None
 

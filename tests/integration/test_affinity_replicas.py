@@ -24,7 +24,7 @@ def test_each_session_sticks_to_one_of_two_replicas() -> None:
     try:
         @serve.deployment(num_replicas=2, ray_actor_options={"num_cpus": 0},
                           request_router_config=RequestRouterConfig(
-                              request_router_class="serving.affinity.SessionAffinityRouter"))
+                              request_router_class="serving.affinity.SessionAffinityRequestRouter"))
         class Echo:
             def __call__(self, body: dict) -> str:
                 return serve.get_replica_context().replica_id.unique_id

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from appliance.config import AppConfig
+from kernel.config import AppConfig
 from onlycs import (
     AsyncClient,
     AuthenticationError,

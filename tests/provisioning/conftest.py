@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from appliance.bundle import build
-from appliance.config import load_config
+from kernel.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 

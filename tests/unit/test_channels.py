@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from appliance.config import AppConfig
+from kernel.config import AppConfig
 from serving.channels import feishu_crypto
 from serving.channels.cipher import CipherError
 from serving.channels.common import ReplyRefused, SeenMessages, session_for

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from appliance.cli import main
-from appliance.config import AppConfig, ConfigError, load_config
+from kernel.config import AppConfig, ConfigError, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,5 +55,5 @@ def test_a_partial_tier_table_keeps_that_tiers_defaults(tmp_path: Path) -> None:
     (tmp_path / "c.toml").write_text("[tiers.small]\nmax_model_len = 1024\n[tiers.large]\n"
                                      "max_model_len = 1024\n")
     config = load_config(tmp_path / "c.toml")
-    assert config.tiers.small.enable_lora and config.tiers.small.max_num_seqs == 64
-    assert not config.tiers.large.enable_lora and config.tiers.large.max_num_seqs == 32
+    assert config.tiers["small"].enable_lora and config.tiers["small"].max_num_seqs == 64
+    assert not config.tiers["large"].enable_lora and config.tiers["large"].max_num_seqs == 32

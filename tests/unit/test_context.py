@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.config import SessionsConfig
-from appliance.errors import APIError
+from kernel.config import SessionsConfig
+from kernel.errors import APIError
 from serving.context import persona_name, persona_prompt, trimmed, with_context
 from serving.protocol import ChatRequest
 

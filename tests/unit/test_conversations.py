@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.conversations import ConversationStore, Message
-from appliance.crypto import CryptoError, create_master_key
+from kernel.conversations import ConversationStore, StoredMessage
+from kernel.crypto import CryptoError, create_master_key
 
 SECRET = "my ID card is 110101199003077777 and my phone 13800138000"
 
@@ -26,9 +26,9 @@ def _store(tmp_path: Path, algorithm: str = "aes-256-gcm") -> ConversationStore:
 @pytest.mark.parametrize("algorithm", ["aes-256-gcm", "sm4-gcm"])
 def test_round_trip_and_nothing_readable_on_disk(tmp_path: Path, algorithm: str) -> None:
     store = _store(tmp_path, algorithm)
-    store.append_turn("s1", [Message("system", "You are Aria, a formal agent."),
-                             Message("user", SECRET), Message("assistant", "Noted.")])
-    store.append_turn("s1", [Message("user", "again"), Message("assistant", "Sure.")])
+    store.append_turn("s1", [StoredMessage("system", "You are Aria, a formal agent."),
+                             StoredMessage("user", SECRET), StoredMessage("assistant", "Noted.")])
+    store.append_turn("s1", [StoredMessage("user", "again"), StoredMessage("assistant", "Sure.")])
     assert [(m["seq"], m["role"], m["content"]) for m in store.export("s1")] == [
         (1, "system", "You are Aria, a formal agent."), (2, "user", SECRET),
         (3, "assistant", "Noted."), (4, "user", "again"), (5, "assistant", "Sure.")]
@@ -40,7 +40,7 @@ def test_round_trip_and_nothing_readable_on_disk(tmp_path: Path, algorithm: str)
 
 def test_swapped_or_tampered_rows_fail_to_decrypt(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    store.append_turn("s1", [Message("user", "first"), Message("assistant", "second")])
+    store.append_turn("s1", [StoredMessage("user", "first"), StoredMessage("assistant", "second")])
     store.close()
     db = sqlite3.connect(tmp_path / "c.db")
     rows = db.execute("SELECT seq, nonce, ciphertext FROM messages ORDER BY seq").fetchall()
@@ -52,7 +52,7 @@ def test_swapped_or_tampered_rows_fail_to_decrypt(tmp_path: Path) -> None:
 
 
 def test_wrong_or_exposed_master_key_is_refused(tmp_path: Path) -> None:
-    _store(tmp_path).append_turn("s", [Message("user", "x")])
+    _store(tmp_path).append_turn("s", [StoredMessage("user", "x")])
     key = tmp_path / "master.key"
     key.chmod(0o644)
     with pytest.raises(CryptoError, match="permissions 0644 are too wide"):
@@ -65,11 +65,11 @@ def test_wrong_or_exposed_master_key_is_refused(tmp_path: Path) -> None:
 
 def test_rotation_keeps_old_records_readable_and_reencrypt_moves_them(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    store.append_turn("s", [Message("user", "old")])
+    store.append_turn("s", [StoredMessage("user", "old")])
     first = store.active_key_id()
     second = store.rotate_key()
     assert second != first
-    store.append_turn("s", [Message("user", "new")])
+    store.append_turn("s", [StoredMessage("user", "new")])
     assert [m["content"] for m in store.export("s")] == ["old", "new"]
     assert store.reencrypt() == 1
     keys = {r[0] for r in store._db.execute("SELECT key_id FROM messages")}
@@ -79,9 +79,9 @@ def test_rotation_keeps_old_records_readable_and_reencrypt_moves_them(tmp_path: 
 
 def test_purge_removes_only_old_records(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    store.append_turn("old", [Message("user", "a")])
+    store.append_turn("old", [StoredMessage("user", "a")])
     store._db.execute("UPDATE messages SET created = created - 100 * 86400")
-    store.append_turn("new", [Message("user", "b")])
+    store.append_turn("new", [StoredMessage("user", "b")])
     assert store.purge(older_than_s=30 * 86400) == 1
     assert not store.has_session("old") and store.has_session("new")
 
@@ -89,10 +89,11 @@ def test_purge_removes_only_old_records(tmp_path: Path) -> None:
 WRITER = """
 import sys
 from pathlib import Path
-from appliance.conversations import ConversationStore, Message
+from kernel.conversations import ConversationStore, StoredMessage
 store = ConversationStore(Path(sys.argv[1]) / "c.db", Path(sys.argv[1]) / "master.key")
 for i in range(100000):
-    store.append_turn(f"s{i % 7}", [Message("user", f"q{i}"), Message("assistant", f"a{i}")])
+    store.append_turn(f"s{i % 7}", [StoredMessage("user", f"q{i}"),
+                                    StoredMessage("assistant", f"a{i}")])
     print(i, flush=True)
 """
 
@@ -119,8 +120,8 @@ def test_sigkill_during_writes_loses_no_acknowledged_turn(tmp_path: Path) -> Non
 
 def test_rotation_by_another_process_is_picked_up(tmp_path: Path) -> None:
     serving = _store(tmp_path)
-    serving.append_turn("s", [Message("user", "before")])
+    serving.append_turn("s", [StoredMessage("user", "before")])
     admin = _store(tmp_path)  # e.g. `onlycs conversations rotate-key` while serving
     admin.rotate_key()
-    serving.append_turn("s", [Message("user", "after")])
+    serving.append_turn("s", [StoredMessage("user", "after")])
     assert [m["content"] for m in admin.export("s")] == ["before", "after"]

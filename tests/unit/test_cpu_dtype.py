@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.config import AppConfig
+from kernel.config import AppConfig
 from serving.app import engine_options
 from serving.cpu_dtype import cpu_auto_dtype, cpu_flags, native_bf16
 
@@ -29,8 +29,8 @@ def test_flags_come_from_the_first_cpu_only() -> None:
 def test_engine_gets_this_machines_dtype_unless_the_config_names_one() -> None:
     config = AppConfig()
     expected = "bfloat16" if native_bf16() else "float32"
-    assert engine_options(config, "small", config.tiers.small)["dtype"] == expected
+    assert engine_options(config, "small", config.tiers["small"])["dtype"] == expected
     pinned = AppConfig.model_validate({"tiers": {"small": {"dtype": "bfloat16"}}})
-    assert engine_options(pinned, "small", pinned.tiers.small)["dtype"] == "bfloat16"
+    assert engine_options(pinned, "small", pinned.tiers["small"])["dtype"] == "bfloat16"
     gpu = AppConfig.model_validate({"profile": "gpu"})
-    assert engine_options(gpu, "small", gpu.tiers.small)["dtype"] == "auto"
+    assert engine_options(gpu, "small", gpu.tiers["small"])["dtype"] == "auto"

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from appliance.config import AppConfig
 from appliance.doctor import (
     check_gpu,
     check_models,
@@ -21,6 +20,7 @@ from appliance.doctor import (
     run_checks,
 )
 from appliance.tls import write_self_signed
+from kernel.config import AppConfig
 from models.manifest import write_manifest
 
 
@@ -91,7 +91,7 @@ def test_certificates_valid_expiring_expired_and_mismatched(tmp_path: Path) -> N
 def test_models_verified_against_their_manifest(tmp_path: Path) -> None:
     config = _config(tmp_path)
     assert {c.status for c in check_models(config)} == {"fail"}  # nothing prepared
-    folder = tmp_path / "models" / config.tiers.small.model
+    folder = tmp_path / "models" / config.tiers["small"].model
     folder.mkdir(parents=True)
     (folder / "config.json").write_text("{}")
     (folder / "model.safetensors").write_bytes(b"weights")

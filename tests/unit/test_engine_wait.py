@@ -7,7 +7,7 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 
-from appliance.config import AppConfig
+from kernel.config import AppConfig
 from serving.app import omp_threads_bind, tier_env
 from serving.vllm_plugin import ENV
 
@@ -42,10 +42,10 @@ def test_vllm_loads_the_plugin_and_waiting_sleeps_only_when_asked() -> None:
 
 def test_tier_env_carries_the_wait_and_every_core() -> None:
     config = AppConfig()
-    env = tier_env(config, config.tiers.small)
-    assert env[ENV] == str(config.tiers.small.cpu_engine_wait_s)
+    env = tier_env(config, config.tiers["small"])
+    assert env[ENV] == str(config.tiers["small"].cpu_engine_wait_s)
     cores = sorted(os.sched_getaffinity(0))
     assert env["VLLM_CPU_OMP_THREADS_BIND"] == ",".join(map(str, cores))
     assert omp_threads_bind("auto") == "auto" and omp_threads_bind("0-1") == "0-1"
     unset = AppConfig.model_validate({"tiers": {"small": {"cpu_engine_wait_s": None}}})
-    assert ENV not in tier_env(unset, unset.tiers.small)
+    assert ENV not in tier_env(unset, unset.tiers["small"])

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from appliance.gpu import GPUCollector
+from kernel.gpu import GPUCollector
 
 
 def _scrape(collector: GPUCollector) -> str:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from appliance.config import AppConfig, ServerConfig
-from appliance.keys import KeyStore
-from appliance.ratelimit import RateLimiter
+from kernel.config import AppConfig, ServerConfig
+from kernel.keys import KeyStore
+from kernel.ratelimit import RateLimiter
 
 
 def test_keys_are_verified_hashed_and_revocable(tmp_path: Path) -> None:

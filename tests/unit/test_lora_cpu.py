@@ -10,7 +10,7 @@ import pytest
 import torch
 from vllm.lora.ops.torch_ops import lora_ops
 
-from appliance.config import AppConfig
+from kernel.config import AppConfig
 from serving import lora_cpu, vllm_plugin
 from serving.app import tier_env
 
@@ -118,9 +118,9 @@ def test_plugin_installs_into_the_cpu_wrapper_only_when_asked(
 
 def test_only_lora_tiers_on_the_cpu_profile_get_it() -> None:
     config = AppConfig()
-    assert tier_env(config, config.tiers.small)[vllm_plugin.GROUPED_LORA_ENV] == "1"
-    assert vllm_plugin.GROUPED_LORA_ENV not in tier_env(config, config.tiers.large)
+    assert tier_env(config, config.tiers["small"])[vllm_plugin.GROUPED_LORA_ENV] == "1"
+    assert vllm_plugin.GROUPED_LORA_ENV not in tier_env(config, config.tiers["large"])
     off = AppConfig.model_validate({"tiers": {"small": {"cpu_grouped_lora": False}}})
-    assert vllm_plugin.GROUPED_LORA_ENV not in tier_env(off, off.tiers.small)
+    assert vllm_plugin.GROUPED_LORA_ENV not in tier_env(off, off.tiers["small"])
     gpu = AppConfig.model_validate({"profile": "gpu"})
-    assert vllm_plugin.GROUPED_LORA_ENV not in tier_env(gpu, gpu.tiers.small)
+    assert vllm_plugin.GROUPED_LORA_ENV not in tier_env(gpu, gpu.tiers["small"])

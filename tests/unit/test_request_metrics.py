@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from serving.router_ingress import build_fastapi
+from serving.ingress.errors import build_fastapi
 
 CHAT = "/v1/chat/completions"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from serving.router_ingress import build_fastapi
+from serving.ingress.errors import build_fastapi
 
 
 def test_docs_can_be_turned_off() -> None:

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from appliance.config import AppConfig
+from kernel.config import AppConfig
+from serving.pipeline.decide import build_engine
 from serving.router.dataset import generate, load
 from serving.router.engine import RoutingEngine
 from serving.router.rules import RulesError, parse_rules
 from serving.router.sensitive import SensitiveMatcher, mask
-from serving.routing import build_engine
 
 FEATURES = frozenset({"length_chars", "p_complaint"})
 
@@ -71,7 +71,7 @@ def test_mask_action_stars_the_term() -> None:
 ])
 def test_rule_files_are_validated_with_the_node_named(text: str, error: str) -> None:
     with pytest.raises(RulesError, match=error):
-        parse_rules(text, FEATURES)
+        parse_rules(text, FEATURES, ("small", "large"))
 
 
 def test_reload_swaps_only_valid_rules(engine: RoutingEngine) -> None:

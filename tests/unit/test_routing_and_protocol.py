@@ -35,7 +35,7 @@ def test_rejected_before_any_engine(bad: dict) -> None:
 
 
 def test_router_modules_import_neither_vllm_nor_torch() -> None:
-    code = ("import sys, serving.router_ingress, serving.routing, serving.protocol, "
+    code = ("import sys, serving.ingress.deployment, serving.pipeline.chain, serving.protocol, "
             "serving.router.engine, serving.router.embedder;"
             "print(sorted(m for m in ('vllm', 'torch') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

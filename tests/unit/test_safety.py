@@ -53,8 +53,8 @@ def test_sse_rewrite_masks_a_number_split_across_events() -> None:
 
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 6, 9])
 def test_stream_masking_with_shipped_lists_and_chinese(size: int) -> None:
-    from appliance.config import AppConfig
-    from serving.routing import build_engine
+    from kernel.config import AppConfig
+    from serving.pipeline.decide import build_engine
 
     output_filter = OutputFilter(build_engine(AppConfig()).matcher)
     text = ("好的，请拨打13800138000联系我们，不要说傻逼。 Then shut up, you useless machine, "

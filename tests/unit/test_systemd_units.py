@@ -51,7 +51,7 @@ def test_hardening_limits_and_journald(unit: Path) -> None:
 
 
 def test_appliance_stop_timeout_outlasts_the_drain() -> None:
-    from appliance.config import AppConfig
+    from kernel.config import AppConfig
 
     settings = _settings((UNITS[0].parent / "onlycs.service").read_text())
     assert settings["KillSignal"] == "SIGTERM"

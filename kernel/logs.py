@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from appliance.config import LoggingConfig
+from kernel.config import LoggingConfig
 
 FILE_NAME = "onlycs.log"
 _STANDARD = set(vars(logging.makeLogRecord({})))

@@ -1,19 +1,19 @@
-"""Which tier answers a request, and why: model names, sensitive words, the rule tree.
-
-Pure Python and numpy: importing it pulls in neither vllm nor torch.
-"""
+"""Decide: which configured tier answers a request, and why (model name, sensitive words,
+the rule tree). Pure Python and numpy: importing it pulls in neither vllm nor torch."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from appliance.config import AppConfig
-from appliance.errors import APIError
+from kernel.config import AppConfig
+from kernel.errors import APIError
 from serving import metrics
+from serving.protocol import ChatRequest, CompletionRequest
 from serving.router.engine import Decision, RoutingEngine
 from serving.router.sensitive import SensitiveMatcher, mask, read_terms
 
-TIERS = ("small", "large")
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -24,29 +24,39 @@ class RouteDecision:
     masked_text: str | None = None
     adapter: str | None = None  # named in the model ("small:kb-v2"), else the default
 
-    def header(self) -> str:
-        route = f"tier={self.tier or 'none'}; rule={self.rule}"
-        return f"{route}; adapter={self.adapter}" if self.adapter else route
-
 
 def build_engine(config: AppConfig) -> RoutingEngine:
     routing = config.routing
     lists = {w.name: (w.action, read_terms(w.file)) for w in routing.sensitive_lists}
     return RoutingEngine(SensitiveMatcher(lists), routing.rules_file,
+                         tiers=config.tier_names,
                          cache_sessions=routing.context_cache_sessions,
                          embed_below=routing.embed_below)
 
 
-class Routing:
+def model_names(tiers: Sequence[str]) -> tuple[str, ...]:
+    return (AUTO, *tiers)
+
+
+class TierDecider:
     def __init__(self, config: AppConfig):
+        self.tiers = config.tier_names
+        self.lora_tier = config.lora.tier
         self.engine = build_engine(config)
+
+    def decide(self, req: ChatRequest | CompletionRequest,
+               session_id: str | None) -> RouteDecision:
+        history = req.user_texts()[:-1] if isinstance(req, ChatRequest) else []
+        return self.route(req.model or AUTO, req.last_user_text(), session_id=session_id,
+                          history=history)
 
     def route(self, model: str, text: str, *, session_id: str | None = None,
               history: list[str] | None = None) -> RouteDecision:
         model, _, adapter = model.partition(":")
-        if model not in ("auto", *TIERS) or (adapter and model != "small"):
+        if model not in model_names(self.tiers) or (adapter and model != self.lora_tier):
             raise APIError(404, f"The model '{model}' does not exist; use one of "
-                           f"{', '.join(('auto', *TIERS))} or small:<adapter>", param="model",
+                           f"{', '.join(model_names(self.tiers))} or "
+                           f"{self.lora_tier}:<adapter>", param="model",
                            code="model_not_found")
         decision: Decision = self.engine.decide(text, session_id=session_id, history=history)
         metrics.CONTEXT_CACHE.labels("hit" if decision.cache_hit else "miss").inc()
@@ -56,7 +66,7 @@ class Routing:
                                                   decision.hits) else None
         if decision.tier is None:
             return RouteDecision(None, decision.rule, "blocked by a sensitive-word list")
-        if model != "auto":
+        if model != AUTO:
             return RouteDecision(model, "pinned", f"client asked for model {model!r}", masked,
                                  adapter or None)
         reason = " -> ".join(f"{s.feature}={s.value:.3g} {'>' if s.went == 'then' else '<='} "

@@ -1,4 +1,4 @@
-"""The appliance's one configuration model, loaded from a TOML file.
+"""The sections of the appliance's configuration (one pydantic model each).
 
 Every section forbids unknown keys so that a typo in `config.toml` is an error
 that names the key, not a silently ignored setting.
@@ -6,13 +6,10 @@ that names the key, not a silently ignored setting.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from appliance.channel_config import ChannelsConfig
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
 
@@ -57,6 +54,8 @@ class LimitsConfig(Section):
 
 
 class TierConfig(Section):
+    enabled: bool = Field(True, description="false: leave this tier out (e.g. one of the "
+                          "shipped `small` / `large`).")
     model: str = Field(
         DEFAULT_MODEL_NAME,
         description="A model prepared under [models].root, or an absolute path to a local "
@@ -99,20 +98,30 @@ class TierConfig(Section):
     )
 
 
-class SmallTierConfig(TierConfig):
-    # A [tiers.small] table that leaves these out keeps the small tier's own defaults.
-    enable_lora: bool = Field(True, description="Serve LoRA adapters on this tier.")
-    max_num_seqs: int = Field(64, ge=1, description="Sequences batched together by the engine.")
+# What the two shipped tiers start from; a [tiers.<name>] table in the file is laid over
+# its tier's entry, so a partial [tiers.small] keeps LoRA on.
+TIER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "small": {"enable_lora": True, "max_num_seqs": 64},
+    "large": {"max_num_seqs": 32},
+}
 
 
-class LargeTierConfig(TierConfig):
-    max_num_seqs: int = Field(32, ge=1, description="Sequences batched together by the engine.")
-
-
-class TiersConfig(Section):
-    small: SmallTierConfig = Field(default_factory=SmallTierConfig, description="The cheap tier.")
-    large: LargeTierConfig = Field(default_factory=LargeTierConfig,
-                                   description="The hard-case tier.")
+def tiers_with_defaults(given: Any) -> Any:
+    """The configured tiers: the shipped two (each with its defaults) plus any the file
+    names; `enabled = false` drops one."""
+    if not isinstance(given, dict):
+        return given
+    merged: dict[str, Any] = {name: dict(values) for name, values in TIER_DEFAULTS.items()}
+    for name, values in given.items():
+        if isinstance(values, TierConfig):
+            merged[name] = values
+        elif isinstance(values, dict) and isinstance(merged.get(name), dict):
+            merged[name] = merged[name] | values
+        else:
+            merged[name] = values
+    return {name: values for name, values in merged.items()
+            if not (isinstance(values, dict) and values.get("enabled") is False)
+            and not (isinstance(values, TierConfig) and not values.enabled)}
 
 
 class ModelsConfig(Section):
@@ -203,6 +212,8 @@ class SessionsConfig(Section):
 class LoraConfig(Section):
     root: Path = Field(Path("var/adapters"), description="Adapters may only be loaded from "
                        "folders inside this root.")
+    tier: str = Field("small", description="The tier adapters load into (it needs "
+                      "enable_lora); requests name them as model `<tier>:<adapter>`.")
 
 
 class StoreConfig(Section):
@@ -233,80 +244,3 @@ class RayConfig(Section):
         "local", description="`local`: start a private Ray instance with the appliance. "
         "`auto` or `HOST:PORT`: join a running cluster (systemd/onlycs-ray-head.service), "
         "so tier replicas can be placed on worker nodes.")
-
-
-class AppConfig(Section):
-    profile: Literal["cpu", "gpu"] = Field("cpu", description="Hardware profile.")
-    server: ServerConfig = Field(default_factory=ServerConfig)
-    limits: LimitsConfig = Field(default_factory=LimitsConfig)
-    models: ModelsConfig = Field(default_factory=ModelsConfig)
-    tiers: TiersConfig = Field(default_factory=TiersConfig)
-    routing: RoutingConfig = Field(default_factory=RoutingConfig)
-    logging: LoggingConfig = Field(default_factory=LoggingConfig)
-    security: SecurityConfig = Field(default_factory=SecurityConfig)
-    tls: TLSConfig = Field(default_factory=TLSConfig)
-    store: StoreConfig = Field(default_factory=StoreConfig)
-    sessions: SessionsConfig = Field(default_factory=SessionsConfig)
-    lora: LoraConfig = Field(default_factory=LoraConfig)
-    channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
-    ray: RayConfig = Field(default_factory=RayConfig)
-
-    @property
-    def auth_required(self) -> bool:
-        if self.security.auth != "auto":
-            return self.security.auth == "on"
-        return self.server.host not in ("127.0.0.1", "localhost", "::1")
-
-    def resolve_paths(self, base: Path) -> AppConfig:
-        """Relative paths in a config file are relative to that file's folder."""
-        def absolute(path: Path | None) -> Path | None:
-            return path if path is None or path.is_absolute() else (base / path).resolve()
-
-        return self.model_copy(update={
-            "models": self.models.model_copy(update={"root": absolute(self.models.root)}),
-            "logging": self.logging.model_copy(update={"dir": absolute(self.logging.dir)}),
-            "security": self.security.model_copy(
-                update={"keys_file": absolute(self.security.keys_file)}),
-            "tls": self.tls.model_copy(update={"cert_file": absolute(self.tls.cert_file),
-                                               "key_file": absolute(self.tls.key_file)}),
-            "routing": self.routing.model_copy(update={
-                "rules_file": absolute(self.routing.rules_file),
-                "sensitive_lists": [w.model_copy(update={"file": absolute(w.file)})
-                                    for w in self.routing.sensitive_lists]}),
-            "lora": self.lora.model_copy(update={"root": absolute(self.lora.root)}),
-            "store": self.store.model_copy(update={
-                "path": absolute(self.store.path),
-                "master_key_file": absolute(self.store.master_key_file)}),
-        })
-
-
-class ConfigError(Exception):
-    """A config file that cannot be used; `problems` lists each with its key path."""
-
-    def __init__(self, path: Path, problems: list[str]):
-        self.path = path
-        self.problems = problems
-        super().__init__(f"{path}: " + "; ".join(problems))
-
-
-def _format_error(err: Any) -> str:
-    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    msg = err["msg"]
-    if err["type"] == "extra_forbidden":
-        msg = "unknown key"
-    return f"{key}: {msg}"
-
-
-def load_config(path: Path | str) -> AppConfig:
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(path, ["file not found"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(path, [f"not valid TOML: {exc}"]) from None
-    try:
-        config = AppConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(path, [_format_error(e) for e in exc.errors()]) from None
-    return config.resolve_paths(path.parent.resolve())

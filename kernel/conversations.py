@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from appliance.crypto import CryptoError, load_master_key, new_data_key, open_sealed, seal
+from kernel.crypto import CryptoError, load_master_key, new_data_key, open_sealed, seal
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS data_keys (
@@ -30,7 +30,7 @@ MASTER_ALGORITHM = "aes-256-gcm"
 
 
 @dataclass(frozen=True)
-class Message:
+class StoredMessage:
     role: str
     content: str
 
@@ -107,7 +107,7 @@ class ConversationStore:
     def _transaction(self) -> _Commit:
         return _Commit(self._db, self._lock)
 
-    def append_turn(self, session_id: str, messages: list[Message]) -> int:
+    def append_turn(self, session_id: str, messages: list[StoredMessage]) -> int:
         """Append messages as one atomic, durable turn; returns the last sequence number."""
         if not session_id or not messages:
             raise StoreError("a turn needs a session id and at least one message")

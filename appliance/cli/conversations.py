@@ -1,0 +1,74 @@
+"""`onlycs conversations`: the encrypted store's master key, export, rotation, purge."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from appliance.cli.common import CONFIG, load
+from kernel.conversations import ConversationStore
+from kernel.crypto import create_master_key
+
+
+def _open_store(args: argparse.Namespace) -> ConversationStore:
+    store = load(args.config).store
+    return ConversationStore(store.path, store.master_key_file, store.cipher)
+
+
+def cmd_init_key(args: argparse.Namespace) -> int:
+    path = load(args.config).store.master_key_file
+    try:
+        create_master_key(path)
+    except FileExistsError:
+        print(f"{path}: already exists; refusing to overwrite a master key", file=sys.stderr)
+        return 2
+    print(f"created master key {path} (mode 0600): back it up; without it the store is lost")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    if not store.has_session(args.session):
+        print(f"no conversation with session id {args.session!r}", file=sys.stderr)
+        return 2
+    print(json.dumps({"session": args.session, "messages": store.export(args.session)},
+                     ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_rotate(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    key_id = store.rotate_key()
+    print(f"new data key {key_id} encrypts new records; older keys stay for decryption")
+    if args.reencrypt:
+        print(f"re-encrypted {store.reencrypt()} records under key {key_id}")
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    config = load(args.config)
+    days = args.older_than_days or config.store.retention_days
+    removed = _open_store(args).purge(days * 86400)
+    print(f"purged {removed} messages older than {days:g} days")
+    return 0
+
+
+def register(sub: Any) -> None:
+    conv = sub.add_parser("conversations", help="the encrypted conversation store"
+                          ).add_subparsers(dest="action", required=True)
+    conv.add_parser("init-key", parents=[CONFIG], help="create the master key file (0600)"
+                    ).set_defaults(func=cmd_init_key)
+    export = conv.add_parser("export", parents=[CONFIG],
+                             help="decrypt one session's messages (admin)")
+    export.add_argument("--session", required=True)
+    export.set_defaults(func=cmd_export)
+    rotate = conv.add_parser("rotate-key", parents=[CONFIG], help="new data key for new writes")
+    rotate.add_argument("--reencrypt", action="store_true",
+                        help="also re-encrypt older records under the new key")
+    rotate.set_defaults(func=cmd_rotate)
+    purge = conv.add_parser("purge", parents=[CONFIG],
+                            help="delete messages past the retention period")
+    purge.add_argument("--older-than-days", type=float)
+    purge.set_defaults(func=cmd_purge)

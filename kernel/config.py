@@ -1,0 +1,147 @@
+"""The appliance's one configuration model, loaded from a TOML file (sections in
+kernel/config_sections.py)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from kernel.channel_config import ChannelsConfig
+from kernel.config_sections import (
+    DEFAULT_MODEL_NAME,
+    TIER_DEFAULTS,
+    LimitsConfig,
+    LoggingConfig,
+    LoraConfig,
+    ModelsConfig,
+    Persona,
+    RayConfig,
+    RoutingConfig,
+    Section,
+    SecurityConfig,
+    ServerConfig,
+    SessionsConfig,
+    StoreConfig,
+    TierConfig,
+    TLSConfig,
+    WordList,
+    tiers_with_defaults,
+)
+
+__all__ = [
+    "DEFAULT_MODEL_NAME", "TIER_DEFAULTS", "TIER_NAME", "AppConfig", "ChannelsConfig",
+    "ConfigError", "LimitsConfig", "LoggingConfig", "LoraConfig", "ModelsConfig", "Persona",
+    "RayConfig", "RoutingConfig", "Section", "SecurityConfig", "ServerConfig", "SessionsConfig",
+    "StoreConfig", "TLSConfig", "TierConfig", "WordList", "load_config", "tiers_with_defaults",
+]
+
+TIER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+class AppConfig(Section):
+    profile: Literal["cpu", "gpu"] = Field("cpu", description="Hardware profile.")
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    tiers: dict[str, TierConfig] = Field(
+        default_factory=lambda: {name: TierConfig(**values)
+                                 for name, values in TIER_DEFAULTS.items()},
+        description="Model tiers by name; the router's rules, readiness, metrics and the "
+        "CLI take the names from here. Ships `small` and `large`.")
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
+    tls: TLSConfig = Field(default_factory=TLSConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    sessions: SessionsConfig = Field(default_factory=SessionsConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tier_defaults(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "tiers" in raw:
+            raw = {**raw, "tiers": tiers_with_defaults(raw["tiers"])}
+        return raw
+
+    @model_validator(mode="after")
+    def _tiers_consistent(self) -> AppConfig:
+        if not self.tiers:
+            raise ValueError("tiers: at least one tier must be enabled")
+        for name in self.tiers:
+            if not TIER_NAME.match(name) or name == "auto":
+                raise ValueError(f"tiers.{name}: a tier name is lower-case letters, digits, "
+                                 "- and _, and not `auto`")
+        if self.lora.tier not in self.tiers:
+            raise ValueError(f"lora.tier: {self.lora.tier!r} is not a configured tier "
+                             f"({', '.join(self.tiers)})")
+        return self
+
+    @property
+    def tier_names(self) -> tuple[str, ...]:
+        return tuple(self.tiers)
+
+    @property
+    def auth_required(self) -> bool:
+        if self.security.auth != "auto":
+            return self.security.auth == "on"
+        return self.server.host not in ("127.0.0.1", "localhost", "::1")
+
+    def resolve_paths(self, base: Path) -> AppConfig:
+        """Relative paths in a config file are relative to that file's folder."""
+        def absolute(path: Path | None) -> Path | None:
+            return path if path is None or path.is_absolute() else (base / path).resolve()
+
+        return self.model_copy(update={
+            "models": self.models.model_copy(update={"root": absolute(self.models.root)}),
+            "logging": self.logging.model_copy(update={"dir": absolute(self.logging.dir)}),
+            "security": self.security.model_copy(
+                update={"keys_file": absolute(self.security.keys_file)}),
+            "tls": self.tls.model_copy(update={"cert_file": absolute(self.tls.cert_file),
+                                               "key_file": absolute(self.tls.key_file)}),
+            "routing": self.routing.model_copy(update={
+                "rules_file": absolute(self.routing.rules_file),
+                "sensitive_lists": [w.model_copy(update={"file": absolute(w.file)})
+                                    for w in self.routing.sensitive_lists]}),
+            "lora": self.lora.model_copy(update={"root": absolute(self.lora.root)}),
+            "store": self.store.model_copy(update={
+                "path": absolute(self.store.path),
+                "master_key_file": absolute(self.store.master_key_file)}),
+        })
+
+
+class ConfigError(Exception):
+    """A config file that cannot be used; `problems` lists each with its key path."""
+
+    def __init__(self, path: Path, problems: list[str]):
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+
+def _format_error(err: Any) -> str:
+    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    return f"{key}: {msg}"
+
+
+def load_config(path: Path | str) -> AppConfig:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(path, ["file not found"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [f"not valid TOML: {exc}"]) from None
+    try:
+        config = AppConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(path, [_format_error(e) for e in exc.errors()]) from None
+    return config.resolve_paths(path.parent.resolve())

@@ -1,0 +1,52 @@
+"""The ingress as a Ray Serve deployment: it wires the tiers' handles and the config into
+the request chain and mounts the routes; it holds no request logic of its own."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ray import serve
+
+from kernel.config import AppConfig
+from kernel.gpu import GPUCollector
+from serving import metrics
+from serving.channels.hub import BoundLater, mount_channels
+from serving.ingress import routes_admin, routes_health, routes_openai
+from serving.ingress.errors import VERSION, build_fastapi
+from serving.pipeline.chain import RequestPipeline
+from serving.pipeline.channel_entry import PipelineResponder
+
+INGRESS_NAME = "router"  # the deployment's name in Ray Serve (kept: ops dashboards use it)
+
+
+def make_ingress_deployment(config: AppConfig) -> Any:
+    """The ingress deployment class, with its FastAPI app built for this config."""
+    app = build_fastapi(config.server.docs_enabled)
+    for module in (routes_health, routes_openai, routes_admin):
+        app.include_router(module.router)
+    if config.server.metrics_enabled:
+        app.include_router(routes_health.metrics_router)
+    channel_responder = BoundLater()
+    mount_channels(app, config.channels, channel_responder)
+
+    @serve.deployment(name=INGRESS_NAME)
+    @serve.ingress(app)
+    class Ingress:
+        def __init__(self, config: AppConfig, handles: dict[str, Any]) -> None:
+            self.pipeline = RequestPipeline(config, handles)
+            app.state.pipeline = self.pipeline
+            channel_responder.target = PipelineResponder(self.pipeline)
+            app.state.created = int(time.time())
+            app.state.collectors = [GPUCollector()]
+            metrics.BUILD_INFO.labels(VERSION, config.profile).set(1)
+
+        async def begin_drain(self) -> int:
+            """SIGTERM: stop taking new work; started work finishes."""
+            self.pipeline.admission.draining = True
+            return self.pipeline.admission.in_flight
+
+        async def in_flight(self) -> int:
+            return self.pipeline.admission.in_flight
+
+    return Ingress

@@ -1,0 +1,33 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from serving import metrics
+from serving.ingress.callers import caller
+
+router = APIRouter()
+metrics_router = APIRouter()
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    ready, tiers = await request.app.state.pipeline.readiness()
+    body = {"status": "ready" if ready else "not_ready", "tiers": tiers}
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@metrics_router.get("/metrics", include_in_schema=False)
+async def prometheus_metrics(request: Request) -> Response:
+    if request.app.state.pipeline.access.metrics_require_key:
+        caller(request)
+    return Response(metrics.render(request.app.state.collectors),
+                    media_type=CONTENT_TYPE_LATEST)

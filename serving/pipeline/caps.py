@@ -1,0 +1,61 @@
+"""Parse and cap: the output a request may ask for, what it costs, and the body a tier gets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kernel.config import LimitsConfig
+from kernel.errors import APIError
+from serving.protocol import ChatRequest, CompletionRequest
+
+Request = ChatRequest | CompletionRequest
+
+
+class RequestCaps:
+    def __init__(self, limits: LimitsConfig):
+        self.limits = limits
+
+    def max_tokens(self, req: Request) -> int:
+        """The output cap for this request; out-of-range asks are a 400."""
+        limits = self.limits
+        requested = getattr(req, "max_completion_tokens", None) or req.max_tokens
+        if requested is not None and requested > limits.max_tokens_limit:
+            raise APIError(400, f"max_tokens must be at most {limits.max_tokens_limit}",
+                           param="max_tokens", code="invalid_value")
+        if req.n > limits.max_n:
+            raise APIError(400, f"n must be at most {limits.max_n}", param="n",
+                           code="invalid_value")
+        return requested or limits.default_max_tokens
+
+
+def estimated_prompt_tokens(req: Request) -> int:
+    # ~4 characters per token: good enough to budget, no tokenizer in the router.
+    if isinstance(req, ChatRequest):
+        size = sum(len(str(m.content or "")) for m in req.messages)
+    else:
+        size = len(str(req.prompt))
+    return size // 4 + 1
+
+
+def engine_body(req: Request, model: str, max_tokens: int, *, masked_text: str | None,
+                session_id: str | None) -> dict[str, Any]:
+    """The OpenAI body a tier replica gets: its own model name, the cap, masked text."""
+    body = req.model_dump(exclude_unset=True)
+    body.pop("max_completion_tokens", None)
+    body["model"] = model
+    body["max_tokens"] = max_tokens
+    if masked_text is not None:
+        _replace_last_user_text(body, masked_text)
+    if session_id is not None:
+        body["user"] = session_id  # the tiers' session-affinity request router reads it
+    return body
+
+
+def _replace_last_user_text(body: dict[str, Any], text: str) -> None:
+    if "messages" in body:
+        for message in reversed(body["messages"]):
+            if message.get("role") == "user":
+                message["content"] = text
+                return
+    elif isinstance(body.get("prompt"), str):
+        body["prompt"] = text

@@ -1,0 +1,120 @@
+"""The request path, top to bottom. A newcomer reads this file to know what happens to a
+request; each step is one stage object (this folder) with its own unit tests.
+
+    parse and cap -> authenticate and rate -> session -> decide -> admit -> dispatch
+    -> relay and filter -> store
+
+Authentication happens before the body is parsed (an HTTP dependency, so a caller without a
+key learns nothing from 400s); the chain charges the caller's budget once the request is
+admitted. Channels call the same `chat` with their own caller.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from kernel.config import AppConfig
+from kernel.conversations import ConversationStore
+from serving import metrics
+from serving.access import AccessControl, Caller
+from serving.adapters import AdapterControl
+from serving.pipeline.admission import Admission
+from serving.pipeline.caps import Request, RequestCaps, engine_body, estimated_prompt_tokens
+from serving.pipeline.decide import RouteDecision, TierDecider
+from serving.pipeline.dispatch import TierDispatcher
+from serving.pipeline.outcome import Outcome, Reply, Route, StreamReply
+from serving.pipeline.relay import relay
+from serving.pipeline.session import PendingTurn, SessionStage
+from serving.protocol import ChatRequest, CompletionRequest
+from serving.refusal import REFUSAL, refusal_body, refusal_stream
+from serving.safety import OutputFilter, mask_response
+
+
+class RequestPipeline:
+    def __init__(self, config: AppConfig, handles: Mapping[str, Any]):
+        self.config = config
+        self.caps = RequestCaps(config.limits)
+        self.access = AccessControl(config)
+        store = config.store
+        self.sessions = SessionStage(config.sessions, ConversationStore(
+            store.path, store.master_key_file, store.cipher) if store.enabled else None)
+        self.decider = TierDecider(config)
+        self.admission = Admission(config.tier_names, config.limits.max_pending_per_tier)
+        self.adapters = AdapterControl(config, handles[config.lora.tier])
+        self.dispatcher = TierDispatcher(handles)
+        self.output_filter = OutputFilter(self.decider.engine.matcher)
+
+    async def chat(self, req: ChatRequest, headers: Mapping[str, str],
+                   caller: Caller) -> Outcome:
+        max_tokens = self.caps.max_tokens(req)
+        self.admission.check_open()
+        session = await self.sessions.open(req, headers, caller.persona)
+        return await self._answer("chat", session.request, max_tokens, caller, session.turn)
+
+    async def completion(self, req: CompletionRequest, caller: Caller) -> Outcome:
+        max_tokens = self.caps.max_tokens(req)
+        self.admission.check_open()
+        return await self._answer("completions", req, max_tokens, caller, None)
+
+    async def _answer(self, method: str, req: Request, max_tokens: int, caller: Caller,
+                      turn: PendingTurn | None) -> Outcome:
+        session_id = turn.session_id if turn else None
+        started = time.perf_counter()
+        decision = self.decider.decide(req, session_id)
+        metrics.ROUTER_DECISION.observe(time.perf_counter() - started)
+        if decision.tier is None:
+            return await self._refuse(req, decision, turn)
+        self.admission.admit(decision.tier)
+        self.access.charge(caller, estimated_prompt_tokens(req) + max_tokens * req.n)
+        metrics.ROUTING_DECISIONS.labels(decision.tier, decision.rule).inc()
+        decision = replace(decision, adapter=self.adapters.resolve(decision.tier,
+                                                                   decision.adapter))
+        body = engine_body(req, decision.adapter or decision.tier, max_tokens,
+                           masked_text=decision.masked_text, session_id=session_id)
+        route = Route(decision.tier, decision.rule, decision.adapter, session_id)
+        return await self._dispatch(method, body, route, turn)
+
+    async def _dispatch(self, method: str, body: dict[str, Any], route: Route,
+                        turn: PendingTurn | None) -> Outcome:
+        tier = route.tier
+        assert tier is not None
+        self.admission.begin(tier)
+        streaming = False
+        try:
+            opened = await self.dispatcher.open(tier, method, body)
+            if opened.result is not None:
+                result = opened.result
+                if result["status"] == 200:
+                    mask_response(self.output_filter, result["body"])
+                reply = Reply(result["status"], result["body"], route)
+                if turn is not None and reply.status == 200:
+                    await self.sessions.save(turn, reply.text())
+                return reply
+            save = (lambda text: self.sessions.save(turn, text)) if turn is not None else None
+            events = relay(opened.first, opened.stream, self.output_filter, save,
+                           lambda: self.admission.end(tier))
+            streaming = True
+            return StreamReply(events, route)
+        finally:
+            if not streaming:
+                self.admission.end(tier)
+
+    async def _refuse(self, req: Request, decision: RouteDecision,
+                      turn: PendingTurn | None) -> Outcome:
+        """A blocked message gets a polite answer from the appliance; no engine sees it."""
+        metrics.BLOCKED.labels(decision.rule.removeprefix("blocked.")).inc()
+        metrics.ROUTING_DECISIONS.labels("none", decision.rule).inc()
+        route = Route(None, decision.rule, None, turn.session_id if turn else None)
+        if turn is not None:
+            await self.sessions.save(turn, REFUSAL)
+        if req.stream:
+            return StreamReply(refusal_stream(req, REFUSAL), route)
+        return Reply(200, refusal_body(req, REFUSAL), route)
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        tiers = await self.dispatcher.readiness()
+        ready = all(t["ready"] for t in tiers.values()) and not self.admission.draining
+        return ready, tiers

@@ -1,0 +1,65 @@
+"""Dispatch: send a body to a tier replica and read its first output. Handles are built
+once per tier (streaming options included), never per request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kernel.errors import APIError
+
+READY_TIMEOUT_S = 5.0
+
+
+class TierHandle(Protocol):
+    """What the chain needs of a tier: Ray Serve's DeploymentHandle, or a test's fake."""
+
+    def options(self, **kwargs: Any) -> Any: ...
+
+
+@dataclass
+class Opened:
+    """A tier's answer so far: a whole JSON result, or the first SSE event and the rest."""
+
+    result: dict[str, Any] | None
+    first: str | None
+    stream: Any  # async iterator of SSE events with .cancel()
+
+
+class TierDispatcher:
+    def __init__(self, handles: Mapping[str, Any]):
+        self.handles = dict(handles)
+        self._streaming = {tier: h.options(stream=True) for tier, h in self.handles.items()}
+
+    async def open(self, tier: str, method: str, body: dict[str, Any]) -> Opened:
+        stream = getattr(self._streaming[tier], method).remote(body)
+        try:
+            first = await stream.__anext__()
+        except StopAsyncIteration:
+            raise APIError(500, "the model engine returned nothing") from None
+        if isinstance(first, dict):
+            stream.cancel()
+            return Opened(first, None, None)
+        return Opened(None, first, stream)
+
+    async def probe(self, tier: str) -> dict[str, Any]:
+        """One tier's readiness: any failure means "not ready", never a 500."""
+        try:
+            handle = self.handles[tier]
+            await asyncio.wait_for(handle.check_health.remote(), READY_TIMEOUT_S)
+            stats = await asyncio.wait_for(handle.stats.remote(), READY_TIMEOUT_S)
+            return {"ready": True, **stats}
+        except Exception as exc:
+            return {"ready": False, "error": type(exc).__name__}
+
+    async def readiness(self) -> dict[str, dict[str, Any]]:
+        results = await asyncio.gather(*(self.probe(t) for t in self.handles))
+        return dict(zip(self.handles, results, strict=True))
+
+
+async def prepend(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:
+    yield first
+    async for item in rest:
+        yield item

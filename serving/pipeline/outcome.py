@@ -1,0 +1,57 @@
+"""What the chain hands back to its caller (the HTTP routes or a chat channel): typed
+values, never an HTTP response to be parsed back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+ROUTE_HEADER = "x-onlycs-route"
+SESSION_RESPONSE_HEADER = "x-onlycs-session"
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which tier answered and why; `tier` None means the appliance answered itself."""
+
+    tier: str | None
+    rule: str
+    adapter: str | None = None
+    session_id: str | None = None
+
+    def header(self) -> str:
+        route = f"tier={self.tier or 'none'}; rule={self.rule}"
+        return f"{route}; adapter={self.adapter}" if self.adapter else route
+
+    def headers(self) -> dict[str, str]:
+        headers = {ROUTE_HEADER: self.header()}
+        if self.session_id is not None:
+            headers[SESSION_RESPONSE_HEADER] = self.session_id
+        return headers
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A whole answer: an OpenAI response body (or a tier's error body) and its status."""
+
+    status: int
+    body: dict[str, Any]
+    route: Route
+
+    def text(self) -> str:
+        """Choice 0's text, chat or completion."""
+        choices = self.body.get("choices") or [{}]
+        choice = choices[0]
+        return (choice.get("message") or {}).get("content") or choice.get("text") or ""
+
+
+@dataclass(frozen=True)
+class StreamReply:
+    """An answer as SSE events, already filtered; the turn is stored before `[DONE]`."""
+
+    events: AsyncIterator[str]
+    route: Route
+
+
+Outcome = Reply | StreamReply

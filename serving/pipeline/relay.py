@@ -1,0 +1,37 @@
+"""Relay and filter: pass a tier's SSE events on through the output filter; store the turn
+before `[DONE]`; a client gone mid-stream cancels the engine request."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from kernel.errors import APIError
+from serving.pipeline.dispatch import prepend
+from serving.safety import OutputFilter, SSEFilter
+
+SaveTurn = Callable[[str], Awaitable[None]]
+
+
+async def relay(first: str, stream: Any, output_filter: OutputFilter,
+                save: SaveTurn | None, on_end: Callable[[], None]) -> AsyncIterator[str]:
+    """`save` (None: no store) gets choice 0's text as it went out, before `[DONE]`."""
+    finished = False
+    sse_filter = SSEFilter(output_filter)
+    try:
+        async for raw in prepend(first, stream):
+            chunk = sse_filter.rewrite(raw)
+            if save is not None and chunk.startswith("data: [DONE]"):
+                try:
+                    await save(sse_filter.sent_text)
+                except APIError as err:
+                    yield f"data: {json.dumps(err.body())}\n\n"
+                    finished = True
+                    return
+            yield chunk
+        finished = True
+    finally:
+        on_end()
+        if not finished:
+            stream.cancel()
