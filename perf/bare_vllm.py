@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
 from kernel.config import AppConfig
+from kernel.processes import managed_process, wait_until
 from serving.app import engine_options, tier_env
 from serving.vllm_engine import engine_cli_args
 from serving.vllm_plugin import ENV as ENGINE_WAIT_ENV
@@ -39,26 +37,12 @@ def command(config: AppConfig, port: int, stock: bool = False) -> tuple[list[str
 def bare_vllm(config: AppConfig, port: int, log_path: Path,
               stock: bool = False) -> Iterator[str]:
     argv, env = command(config, port, stock)
-    with log_path.open("w") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                   start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 600
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"bare vLLM exited; see {log_path}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"bare vLLM not ready in 600 s; see {log_path}")
-            time.sleep(1)
+
+    def ready() -> bool:
+        return httpx.get(f"{url}/health", timeout=5).status_code == 200
+
+    with managed_process(argv, log_path=log_path, env=env, signal_to="group") as process:
+        wait_until(ready, timeout_s=600, ignore=(httpx.HTTPError,), alive=process,
+                   what=f"bare vLLM ready (see {log_path})")
         yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
+
+from kernel.processes import managed_process, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 BASE: dict[str, Any] = {
@@ -78,31 +76,15 @@ def appliance(overrides: dict | None = None) -> Iterator[tuple[str, Path, int]]:
                              "lora": {"root": str(work / "adapters")}})
     config = work / "config.toml"
     config.write_text(to_toml(merge(settings, overrides or {})) + "\n")
-    log = (work / "serve.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "appliance.cli", "serve", "--config",
-                                str(config)], stdout=log, stderr=subprocess.STDOUT, cwd=work,
-                               start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 900
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"appliance exited; see {work / 'serve.log'}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/readyz", timeout=10).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("appliance not ready in 900 s")
-            time.sleep(2)
+
+    def ready() -> bool:
+        return httpx.get(f"{url}/readyz", timeout=10).status_code == 200
+
+    # SIGTERM to the launcher alone: it drains and stops Ray's whole tree itself.
+    with managed_process([sys.executable, "-m", "appliance.cli", "serve", "--config",
+                          str(config)], log_path=work / "serve.log", cwd=work,
+                         signal_to="process", stop_timeout_s=180) as process:
+        wait_until(ready, timeout_s=900, interval_s=2, ignore=(httpx.HTTPError,),
+                   alive=process, what=f"appliance ready (see {work / 'serve.log'})")
         yield url, work, process.pid
-    finally:
-        leftovers = process_tree(process.pid)
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(180)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        for proc in leftovers:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                proc.kill()
-        log.close()

@@ -17,7 +17,8 @@ FEISHU = {"verification_token": "feishuVerificationToken", "encrypt_key": "feish
 DINGTALK = {"app_secret": "dingtalk-app-secret"}
 
 
-def channels_toml(platform_base_url: str, wecom_passive_s: float = 4.0) -> str:
+def channels_toml(platform_base_url: str, wecom_passive_s: float = 4.0,
+                  dingtalk_sync_s: float = 3.0) -> str:
     from tests.platform_server import FEISHU_APP_ID, FEISHU_APP_SECRET, WECOM_SECRET
 
     return f"""
@@ -43,6 +44,7 @@ encrypt_key = "{FEISHU['encrypt_key']}"
 enabled = true
 api_base_url = "{platform_base_url}"
 app_secret = "{DINGTALK['app_secret']}"
+sync_reply_s = {dingtalk_sync_s}
 """
 
 

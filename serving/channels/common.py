@@ -113,13 +113,13 @@ class Deliveries:
         done, _ = await asyncio.wait({task}, timeout=seconds)
         if task in done:
             return task.result()
-        self.spawn(self._send_when_ready(task, late))
+        self.spawn(self.send_when_ready(task, late))
         return None
 
-    async def _send_when_ready(self, task: asyncio.Future,
-                               late: Callable[[str], Awaitable[None]]) -> None:
+    async def send_when_ready(self, reply: Awaitable[str],
+                              late: Callable[[str], Awaitable[None]]) -> None:
         try:
-            await late(await task)
+            await late(await reply)
         except Exception:
             counted(self._channel, "delivery_failed")
             logger.exception("channel %s: a late reply could not be delivered", self._channel)

@@ -12,24 +12,19 @@ import json
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from kernel.channel_config import ChannelsConfig
 from serving.channels import dingtalk_sign
+from serving.channels.base import ChannelAdapter, Ignored, Inbound
 from serving.channels.common import (
-    Deliveries,
     PlatformClient,
     PlatformError,
     Rejected,
     Responder,
     SeenMessages,
-    answer,
     check_timestamp,
-    counted,
-    logger,
-    rejection,
-    session_for,
 )
 
 NAME = "dingtalk"
@@ -39,19 +34,17 @@ def text_reply(content: str) -> dict[str, Any]:
     return {"msgtype": "text", "text": {"content": content}}
 
 
-class DingTalkAdapter:
+class DingTalkAdapter(ChannelAdapter):
     name = NAME
 
     def __init__(self, channels: ChannelsConfig, responder: Responder):
         self.config = channels.dingtalk
-        self.channels = channels
-        self.responder = responder
+        super().__init__(channels, responder, persona=self.config.persona,
+                         seen=SeenMessages(max(2 * self.config.timestamp_window_s, 3600),
+                                           channels.dedup_entries),
+                         inline_reply_s=self.config.sync_reply_s)
         self.platform = PlatformClient(self.config.api_base_url, channels.outbound_timeout_s,
                                        channels.outbound_retries)
-        self.seen = SeenMessages(max(2 * self.config.timestamp_window_s, 3600),
-                                 channels.dedup_entries)
-        self.deliveries = Deliveries(NAME)
-        self.router = APIRouter()
         self.router.add_api_route("/robot", self.receive, methods=["POST"],
                                   include_in_schema=False)
 
@@ -67,30 +60,22 @@ class DingTalkAdapter:
                                     self.config.app_secret.get_secret_value()):
             raise Rejected(401, "bad sign")
 
-    async def receive(self, request: Request) -> Response:
-        try:
-            self._verify(request.headers)
-            message = _message(await request.body())
-        except Rejected as err:
-            return rejection(NAME, err)
+    async def inbound(self, request: Request) -> Inbound | Ignored:
+        self._verify(request.headers)
+        message = _message(await request.body())
         if message is None:
-            logger.info("channel dingtalk ignored a non-text message")
-            counted(NAME, "ignored")
-            return JSONResponse({})
+            return Ignored("non-text message")
         message_id, user, text, webhook = message
-        if not self.seen.first_time(message_id):
-            logger.info("channel dingtalk: resent message %s ignored", message_id)
-            counted(NAME, "duplicate")
-            return JSONResponse({})
-        reply = await self.deliveries.within(
-            self.config.sync_reply_s,
-            answer(self.responder, self.channels.busy_reply, NAME, session_for(NAME, user),
-                   text, self.config.persona),
-            lambda late: self.send(webhook, late))
-        if reply is None:
-            return JSONResponse({})  # acknowledged; the session webhook gets the reply
-        counted(NAME, "replied_inline")
-        return JSONResponse(text_reply(reply))
+        return Inbound((message_id,), user, text, webhook)
+
+    def acknowledge(self) -> Response:
+        return JSONResponse({})  # the session webhook gets the reply
+
+    def inline(self, message: Inbound, text: str) -> Response:
+        return JSONResponse(text_reply(text))
+
+    async def send_later(self, message: Inbound, text: str) -> None:
+        await self.send(message.context, text)
 
     async def send(self, webhook: dict[str, Any], text: str) -> None:
         url, expires_ms = webhook.get("url"), webhook.get("expires_ms")

@@ -10,26 +10,21 @@ import json
 import re
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from kernel.channel_config import ChannelsConfig
 from serving.channels import feishu_crypto
+from serving.channels.base import ChannelAdapter, Ignored, Inbound
 from serving.channels.cipher import CipherError
 from serving.channels.common import (
     AccessToken,
-    Deliveries,
     PlatformClient,
     PlatformError,
     Rejected,
     Responder,
     SeenMessages,
-    answer,
     check_timestamp,
-    counted,
-    logger,
-    rejection,
-    session_for,
 )
 
 NAME = "feishu"
@@ -48,21 +43,20 @@ def _json(raw: bytes | str) -> dict[str, Any]:
     return value
 
 
-class FeishuAdapter:
+class FeishuAdapter(ChannelAdapter):
     name = NAME
 
     def __init__(self, channels: ChannelsConfig, responder: Responder):
         self.config = channels.feishu
-        self.channels = channels
-        self.responder = responder
+        # Feishu resends for hours after a failure; remember ids for a day. It wants a 200
+        # within 3 s, so every reply goes through its API.
+        super().__init__(channels, responder, persona=self.config.persona,
+                         seen=SeenMessages(86400, channels.dedup_entries),
+                         inline_reply_s=None)
         self.encrypt_key = self.config.encrypt_key.get_secret_value()
         self.platform = PlatformClient(self.config.api_base_url, channels.outbound_timeout_s,
                                        channels.outbound_retries)
         self.token = AccessToken(self._fetch_token)
-        # Feishu resends for hours after a failure; remember ids for a day.
-        self.seen = SeenMessages(86400, channels.dedup_entries)
-        self.deliveries = Deliveries(NAME)
-        self.router = APIRouter()
         self.router.add_api_route("/events", self.receive, methods=["POST"],
                                   include_in_schema=False)
 
@@ -97,41 +91,26 @@ class FeishuAdapter:
         if not isinstance(token, str) or token != expected:
             raise Rejected(401, "verification token does not match")
 
-    async def receive(self, request: Request) -> Response:
-        try:
-            event = self._event(request.headers, await request.body())
-            if event.get("type") == "url_verification":
-                self._check_token(event.get("token"))
-                return JSONResponse({"challenge": event.get("challenge", "")})
-            header = event.get("header")
-            if event.get("schema") != "2.0" or not isinstance(header, dict):
-                raise Rejected(400, "only schema 2.0 events are supported")
-            self._check_token(header.get("token"))
-            message = _text_message(header, event.get("event"))
-        except Rejected as err:
-            return rejection(NAME, err)
+    async def inbound(self, request: Request) -> Inbound | Ignored | Response:
+        event = self._event(request.headers, await request.body())
+        if event.get("type") == "url_verification":
+            self._check_token(event.get("token"))
+            return JSONResponse({"challenge": event.get("challenge", "")})
+        header = event.get("header")
+        if event.get("schema") != "2.0" or not isinstance(header, dict):
+            raise Rejected(400, "only schema 2.0 events are supported")
+        self._check_token(header.get("token"))
+        message = _text_message(header, event.get("event"))
         if message is None:
-            logger.info("channel feishu ignored a %s event", header.get("event_type"))
-            counted(NAME, "ignored")
-            return JSONResponse({})
+            return Ignored(f"{header.get('event_type')} event")
         event_id, message_id, user, text = message
-        if not (self.seen.first_time(event_id) and self.seen.first_time(message_id)):
-            logger.info("channel feishu: resent event %s ignored", event_id)
-            counted(NAME, "duplicate")
-            return JSONResponse({})
-        self.deliveries.spawn(self._answer(message_id, user, text))
+        return Inbound((event_id, message_id), user, text, message_id)
+
+    def acknowledge(self) -> Response:
         return JSONResponse({})
 
-    async def _answer(self, message_id: str, user: str, text: str) -> None:
-        reply = await answer(self.responder, self.channels.busy_reply, NAME,
-                             session_for(NAME, user), text, self.config.persona)
-        try:
-            await self.reply(message_id, reply)
-        except Exception:
-            counted(NAME, "delivery_failed")
-            logger.exception("channel feishu: the reply could not be delivered")
-        else:
-            counted(NAME, "replied_later")
+    async def send_later(self, message: Inbound, text: str) -> None:
+        await self.reply(message.context, text)
 
     async def _fetch_token(self) -> tuple[str, float]:
         body = await self.platform.call(

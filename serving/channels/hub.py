@@ -13,20 +13,6 @@ from serving.channels.wecom import WeComAdapter
 ADAPTERS = {"wecom": WeComAdapter, "feishu": FeishuAdapter, "dingtalk": DingTalkAdapter}
 
 
-class BoundLater:
-    """A Responder whose target is set once the serving replica exists (the routes are
-    declared before the deployment is built)."""
-
-    def __init__(self) -> None:
-        self.target: Responder | None = None
-
-    async def reply(self, channel: str, session_id: str, text: str,
-                    persona: str | None) -> str:
-        if self.target is None:
-            raise RuntimeError("channel responder is not bound yet")
-        return await self.target.reply(channel, session_id, text, persona)
-
-
 def mount_channels(app: FastAPI, config: ChannelsConfig, responder: Responder) -> list[str]:
     """Add each enabled channel's routes; returns their names."""
     names = config.enabled()

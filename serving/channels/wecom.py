@@ -12,26 +12,22 @@ import secrets
 import time
 from xml.sax.saxutils import escape
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import PlainTextResponse, Response
 
 from kernel.channel_config import ChannelsConfig
+from serving.channels.base import ChannelAdapter, Ignored, Inbound
 from serving.channels.cipher import CipherError
 from serving.channels.common import (
     AccessToken,
-    Deliveries,
     PlatformClient,
     PlatformError,
     Rejected,
     Responder,
     SeenMessages,
-    answer,
     check_timestamp,
-    counted,
-    logger,
     parse_xml,
     rejection,
-    session_for,
 )
 from serving.channels.wecom_crypto import WeComCrypto, WrongReceiver
 
@@ -57,23 +53,21 @@ def passive_envelope(crypto: WeComCrypto, inner_xml: str, timestamp: str, nonce:
             f"<TimeStamp>{escape(timestamp)}</TimeStamp><Nonce>{_cdata(nonce)}</Nonce></xml>")
 
 
-class WeComAdapter:
+class WeComAdapter(ChannelAdapter):
     name = NAME
 
     def __init__(self, channels: ChannelsConfig, responder: Responder):
         self.config = channels.wecom
-        self.channels = channels
-        self.responder = responder
+        super().__init__(channels, responder, persona=self.config.persona,
+                         seen=SeenMessages(max(2 * self.config.timestamp_window_s, 3600),
+                                           channels.dedup_entries),
+                         inline_reply_s=self.config.passive_reply_s)
         self.crypto = WeComCrypto(self.config.token.get_secret_value(),
                                   self.config.encoding_aes_key.get_secret_value(),
                                   self.config.corp_id)
         self.platform = PlatformClient(self.config.api_base_url, channels.outbound_timeout_s,
                                        channels.outbound_retries)
         self.token = AccessToken(self._fetch_token)
-        self.seen = SeenMessages(max(2 * self.config.timestamp_window_s, 3600),
-                                 channels.dedup_entries)
-        self.deliveries = Deliveries(NAME)
-        self.router = APIRouter()
         self.router.add_api_route("/callback", self.verify_url, methods=["GET"],
                                   include_in_schema=False)
         self.router.add_api_route("/callback", self.receive, methods=["POST"],
@@ -107,44 +101,36 @@ class WeComAdapter:
         except Rejected as err:
             return rejection(NAME, err)
 
-    async def receive(self, request: Request) -> Response:
+    async def inbound(self, request: Request) -> Inbound | Ignored:
+        outer = parse_xml(await request.body())
+        encrypted = outer.findtext("Encrypt")
+        if not encrypted:
+            raise Rejected(400, "no Encrypt element")
+        timestamp, _ = self._verified(request, encrypted)
         try:
-            outer = parse_xml(await request.body())
-            encrypted = outer.findtext("Encrypt")
-            if not encrypted:
-                raise Rejected(400, "no Encrypt element")
-            timestamp, _ = self._verified(request, encrypted)
-            try:
-                check_timestamp(float(timestamp), self.config.timestamp_window_s)
-            except ValueError:
-                raise Rejected(400, "timestamp is not a number") from None
-            message = parse_xml(self._decrypt(encrypted).encode())
-        except Rejected as err:
-            return rejection(NAME, err)
+            check_timestamp(float(timestamp), self.config.timestamp_window_s)
+        except ValueError:
+            raise Rejected(400, "timestamp is not a number") from None
+        message = parse_xml(self._decrypt(encrypted).encode())
         kind, user = message.findtext("MsgType"), message.findtext("FromUserName")
         text = (message.findtext("Content") or "").strip()
         if kind != "text" or not user or not text:
-            logger.info("channel wecom ignored a %s message", kind or "malformed")
-            counted(NAME, "ignored")
-            return PlainTextResponse("")
+            return Ignored(f"{kind or 'malformed'} message")
         message_id = message.findtext("MsgId") or f"{user}:{message.findtext('CreateTime')}"
-        if not self.seen.first_time(message_id):
-            logger.info("channel wecom: resent message %s ignored", message_id)
-            counted(NAME, "duplicate")
-            return PlainTextResponse("")
-        reply = await self.deliveries.within(
-            self.config.passive_reply_s,
-            answer(self.responder, self.channels.busy_reply, NAME, session_for(NAME, user),
-                   text, self.config.persona),
-            lambda late: self.send(user, late))
-        if reply is None:
-            return PlainTextResponse("")  # acknowledged; message/send delivers it
-        counted(NAME, "replied_inline")
-        inner = reply_xml(user, message.findtext("ToUserName") or self.config.corp_id, reply,
-                          int(time.time()))
+        return Inbound((message_id,), user, text,
+                       message.findtext("ToUserName") or self.config.corp_id)
+
+    def acknowledge(self) -> Response:
+        return PlainTextResponse("")  # message/send delivers the reply
+
+    def inline(self, message: Inbound, text: str) -> Response:
+        inner = reply_xml(message.user, message.context, text, int(time.time()))
         envelope = passive_envelope(self.crypto, inner, str(int(time.time())),
                                     str(secrets.randbelow(10**10)))
         return Response(envelope, media_type="application/xml")
+
+    async def send_later(self, message: Inbound, text: str) -> None:
+        await self.send(message.user, text)
 
     async def _fetch_token(self) -> tuple[str, float]:
         body = await self.platform.call("GET", "/cgi-bin/gettoken", params={

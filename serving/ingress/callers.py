@@ -3,19 +3,37 @@ a caller without a valid key learns nothing about the API from 400s."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from serving.access import Caller
+from serving.pipeline.chain import RequestPipeline
+
+
+def ingress_of(request: Request) -> Any:
+    """The ingress object this replica serves (created, collectors, pipeline). Ray Serve
+    runs a frozen copy of the FastAPI app, so the replica's own object is found through
+    Ray's replica context once, then kept on the app that serves."""
+    found = getattr(request.app.state, "ingress", None)
+    if found is None:
+        from ray import serve
+
+        found = serve.get_replica_context().servable_object
+        request.app.state.ingress = found
+    return found
+
+
+def pipeline_of(request: Request) -> RequestPipeline:
+    return ingress_of(request).pipeline
 
 
 def caller(request: Request) -> Caller:
-    return request.app.state.pipeline.access.caller(request.headers)
+    return pipeline_of(request).access.caller(request.headers)
 
 
 def admin(request: Request) -> Caller:
-    return request.app.state.pipeline.access.caller(request.headers, admin=True)
+    return pipeline_of(request).access.caller(request.headers, admin=True)
 
 
 CallerDep = Annotated[Caller, Depends(caller)]

@@ -11,13 +11,25 @@ from ray import serve
 from kernel.config import AppConfig
 from kernel.gpu import GPUCollector
 from serving import metrics
-from serving.channels.hub import BoundLater, mount_channels
+from serving.channels.hub import mount_channels
 from serving.ingress import routes_admin, routes_health, routes_openai
 from serving.ingress.errors import VERSION, build_fastapi
 from serving.pipeline.chain import RequestPipeline
 from serving.pipeline.channel_entry import PipelineResponder
 
 INGRESS_NAME = "router"  # the deployment's name in Ray Serve (kept: ops dashboards use it)
+
+
+class ReplicaResponder:
+    """The channels' way into the chain of the replica serving them. The channel routes are
+    declared before any replica exists, and Ray Serve runs a frozen copy of the app, so the
+    replica's own chain is found through Ray's replica context at reply time."""
+
+    async def reply(self, channel: str, session_id: str, text: str,
+                    persona: str | None) -> str:
+        ingress = serve.get_replica_context().servable_object
+        return await PipelineResponder(ingress.pipeline).reply(channel, session_id, text,
+                                                               persona)
 
 
 def make_ingress_deployment(config: AppConfig) -> Any:
@@ -27,18 +39,15 @@ def make_ingress_deployment(config: AppConfig) -> Any:
         app.include_router(module.router)
     if config.server.metrics_enabled:
         app.include_router(routes_health.metrics_router)
-    channel_responder = BoundLater()
-    mount_channels(app, config.channels, channel_responder)
+    mount_channels(app, config.channels, ReplicaResponder())
 
     @serve.deployment(name=INGRESS_NAME)
     @serve.ingress(app)
     class Ingress:
         def __init__(self, config: AppConfig, handles: dict[str, Any]) -> None:
             self.pipeline = RequestPipeline(config, handles)
-            app.state.pipeline = self.pipeline
-            channel_responder.target = PipelineResponder(self.pipeline)
-            app.state.created = int(time.time())
-            app.state.collectors = [GPUCollector()]
+            self.created = int(time.time())
+            self.collectors = [GPUCollector()]
             metrics.BUILD_INFO.labels(VERSION, config.profile).set(1)
 
         async def begin_drain(self) -> int:

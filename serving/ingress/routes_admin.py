@@ -9,8 +9,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from kernel.errors import APIError
-from serving.ingress.callers import AdminDep
-from serving.pipeline.chain import RequestPipeline
+from serving.ingress.callers import AdminDep, pipeline_of
 from serving.router.rules import RulesError, as_dict, dump_tree
 
 router = APIRouter()
@@ -28,20 +27,17 @@ class AdapterDefault(BaseModel):
     name: str | None = Field(description="A loaded adapter, or null for the base model.")
 
 
-def _pipeline(request: Request) -> RequestPipeline:
-    return request.app.state.pipeline
-
 
 @router.get("/admin/config")
 async def admin_config(request: Request, _: AdminDep) -> dict[str, Any]:
     """The running configuration (admin scope)."""
-    return _pipeline(request).config.model_dump(mode="json")
+    return pipeline_of(request).config.model_dump(mode="json")
 
 
 @router.get("/admin/router/rules")
 async def get_rules(request: Request, _: AdminDep) -> Response:
     """The routing rule file in force (admin scope)."""
-    root = _pipeline(request).decider.engine.rules.root
+    root = pipeline_of(request).decider.engine.rules.root
     return Response(dump_tree(as_dict(root)), media_type="application/yaml")
 
 
@@ -50,7 +46,7 @@ async def reload_rules(request: Request, _: AdminDep) -> dict[str, Any]:
     """Validate a new rule file and swap it in; a bad one changes nothing (400)."""
     text = (await request.body()).decode("utf-8", errors="replace")
     try:
-        tree = _pipeline(request).decider.engine.reload_rules(text)
+        tree = pipeline_of(request).decider.engine.reload_rules(text)
     except RulesError as exc:
         raise APIError(400, f"rule file rejected: {exc}", code="invalid_rules") from None
     return {"status": "reloaded", "features": sorted(tree.referenced)}
@@ -58,22 +54,22 @@ async def reload_rules(request: Request, _: AdminDep) -> dict[str, Any]:
 
 @router.get("/admin/adapters")
 async def list_adapters(request: Request, _: AdminDep) -> dict[str, Any]:
-    return _pipeline(request).adapters.describe()
+    return pipeline_of(request).adapters.describe()
 
 
 @router.post("/admin/adapters")
 async def load_adapter(body: AdapterLoad, request: Request, _: AdminDep) -> dict[str, Any]:
     """Validate and load an adapter from under the adapters root (admin scope)."""
-    return await _pipeline(request).adapters.load(body.name, body.path, body.default)
+    return await pipeline_of(request).adapters.load(body.name, body.path, body.default)
 
 
 @router.delete("/admin/adapters/{name}")
 async def unload_adapter(name: str, request: Request, _: AdminDep) -> dict[str, Any]:
-    return await _pipeline(request).adapters.unload(name)
+    return await pipeline_of(request).adapters.unload(name)
 
 
 @router.put("/admin/adapters/default")
 async def set_default_adapter(body: AdapterDefault, request: Request, _: AdminDep
                               ) -> dict[str, Any]:
     """Make an adapter (or none) the LoRA tier's default, atomically."""
-    return _pipeline(request).adapters.set_default(body.name)
+    return pipeline_of(request).adapters.set_default(body.name)

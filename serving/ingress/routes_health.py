@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from serving import metrics
-from serving.ingress.callers import caller
+from serving.ingress.callers import caller, ingress_of, pipeline_of
 
 router = APIRouter()
 metrics_router = APIRouter()
@@ -20,14 +20,14 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    ready, tiers = await request.app.state.pipeline.readiness()
+    ready, tiers = await pipeline_of(request).readiness()
     body = {"status": "ready" if ready else "not_ready", "tiers": tiers}
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
 @metrics_router.get("/metrics", include_in_schema=False)
 async def prometheus_metrics(request: Request) -> Response:
-    if request.app.state.pipeline.access.metrics_require_key:
+    if pipeline_of(request).access.metrics_require_key:
         caller(request)
-    return Response(metrics.render(request.app.state.collectors),
+    return Response(metrics.render(ingress_of(request).collectors),
                     media_type=CONTENT_TYPE_LATEST)

@@ -8,9 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from serving.ingress.callers import CallerDep
+from serving.ingress.callers import CallerDep, ingress_of, pipeline_of
 from serving.ingress.http_metrics import TIER_STATE
-from serving.pipeline.chain import RequestPipeline
 from serving.pipeline.decide import model_names
 from serving.pipeline.outcome import Outcome, Reply
 from serving.protocol import ChatRequest, CompletionRequest
@@ -26,17 +25,14 @@ def to_response(outcome: Outcome, request: Request) -> Any:
     return StreamingResponse(outcome.events, media_type="text/event-stream", headers=headers)
 
 
-def _pipeline(request: Request) -> RequestPipeline:
-    return request.app.state.pipeline
-
 
 @router.get("/v1/models")
 async def models(request: Request, _: CallerDep) -> dict[str, Any]:
-    pipeline = _pipeline(request)
-    lora_tier = pipeline.config.lora.tier
-    names = [*model_names(pipeline.config.tier_names),
-             *(f"{lora_tier}:{a}" for a in sorted(pipeline.adapters.loaded))]
-    created = request.app.state.created
+    chain = pipeline_of(request)
+    lora_tier = chain.config.lora.tier
+    names = [*model_names(chain.config.tier_names),
+             *(f"{lora_tier}:{a}" for a in sorted(chain.adapters.loaded))]
+    created = ingress_of(request).created
     data = [{"id": name, "object": "model", "created": created, "owned_by": "onlycs"}
             for name in names]
     return {"object": "list", "data": data}
@@ -44,9 +40,9 @@ async def models(request: Request, _: CallerDep) -> dict[str, Any]:
 
 @router.post("/v1/chat/completions")
 async def chat_completions(req: ChatRequest, request: Request, caller: CallerDep) -> Any:
-    return to_response(await _pipeline(request).chat(req, request.headers, caller), request)
+    return to_response(await pipeline_of(request).chat(req, request.headers, caller), request)
 
 
 @router.post("/v1/completions")
 async def completions(req: CompletionRequest, request: Request, caller: CallerDep) -> Any:
-    return to_response(await _pipeline(request).completion(req, caller), request)
+    return to_response(await pipeline_of(request).completion(req, caller), request)

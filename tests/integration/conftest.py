@@ -1,24 +1,23 @@
-"""One real appliance per test session: `onlycs serve` with Ray Serve and two vLLM CPU
-engines on the bundled model, started as the operator would start it."""
+"""One real appliance per test session: `onlycs serve` with Ray Serve and three vLLM CPU
+engines on the bundled model (the shipped `small` and `large` tiers and a third named only
+here, see test_three_tiers.py), started as the operator would start it."""
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import openai
-import psutil
 import pytest
 
+from kernel.processes import ProcessExited, managed_process, wait_until
 from tests.engine_settings import EAGER_LARGE_TIER
 from tests.platform_requests import channels_toml
 from tests.platform_server import PlatformServer, start_platform_server
@@ -27,6 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 MODELS_ROOT = REPO / "var" / "models"
 START_TIMEOUT_S = 900
 DEFAULT_MAX_TOKENS = 24
+EXTRA_TIER = "kb"
 
 CONFIG_TEMPLATE = """
 profile = "cpu"
@@ -46,6 +46,10 @@ cpu_kvcache_space_gib = 1
 enable_lora = true
 [tiers.large]
 cpu_kvcache_space_gib = 1
+[tiers.{extra_tier}]
+cpu_kvcache_space_gib = 1
+max_num_seqs = 8
+engine_args = {{ enforce_eager = true }}
 [logging]
 dir = "{log_dir}"
 [security]
@@ -125,19 +129,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _ready(app: Appliance) -> bool:
+    return app.http(None).get("/readyz", timeout=10).status_code == 200
+
+
 def _wait_ready(app: Appliance) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if app.process.poll() is not None:
-            pytest.fail(f"onlycs serve exited with {app.process.returncode}; "
-                        f"see {app.log_path}:\n{app.log_path.read_text()[-4000:]}")
-        try:
-            if app.http(None).get("/readyz", timeout=10).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(2)
-    pytest.fail(f"appliance not ready after {START_TIMEOUT_S} s; see {app.log_path}")
+    try:
+        wait_until(lambda: _ready(app), timeout_s=START_TIMEOUT_S, interval_s=2,
+                   ignore=(httpx.HTTPError,), alive=app.process, what="appliance ready")
+    except (TimeoutError, ProcessExited) as exc:
+        pytest.fail(f"{exc}; see {app.log_path}:\n{app.log_path.read_text()[-4000:]}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that stop the session's appliance run after every other test."""
+    items.sort(key=lambda item: item.get_closest_marker("stops_appliance") is not None)
 
 
 @pytest.fixture(scope="session")
@@ -158,6 +164,7 @@ def appliance(tmp_path_factory: pytest.TempPathFactory,
     config = workdir / "config.toml"
     config.write_text(CONFIG_TEMPLATE.format(port=port, models_root=MODELS_ROOT,
                                              default_max_tokens=DEFAULT_MAX_TOKENS,
+                                             extra_tier=EXTRA_TIER,
                                              log_dir=workdir / "log", workdir=workdir)
                       + channels_toml(platform.base_url))
     made = onlycs_cli("tls", "self-signed", "--out", str(workdir / "tls"))
@@ -165,24 +172,11 @@ def appliance(tmp_path_factory: pytest.TempPathFactory,
     client_key = create_key(config, "tests")
     admin_key = create_key(config, "tests-admin", "--scope", "admin")
     log_path = workdir / "serve.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "appliance.cli", "serve", "--config", str(config)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=os.environ.copy(),
-            start_new_session=True)
-    app = Appliance(f"https://127.0.0.1:{port}", process, log_path, config,
-                    workdir / "tls" / "ca.pem", client_key, admin_key, platform)
-    try:
+    # SIGTERM to the launcher alone: it drains and stops Ray's whole tree itself.
+    with managed_process([sys.executable, "-m", "appliance.cli", "serve", "--config",
+                          str(config)], log_path=log_path, cwd=workdir, env=os.environ,
+                         signal_to="process", stop_timeout_s=120) as process:
+        app = Appliance(f"https://127.0.0.1:{port}", process, log_path, config,
+                        workdir / "tls" / "ca.pem", client_key, admin_key, platform)
         _wait_ready(app)
         yield app
-    finally:
-        if process.poll() is None:
-            tree = psutil.Process(process.pid).children(recursive=True)
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(120)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-            for proc in tree:
-                if proc.is_running():
-                    proc.kill()

@@ -76,11 +76,21 @@ def test_completions_plain_and_streamed(appliance: Appliance) -> None:
 
 def test_sampling_parameters_reach_the_engine(appliance: Appliance) -> None:
     client = appliance.openai()
-    kwargs = dict(model="small", messages=QUESTION, max_tokens=12, temperature=1.0,
-                  top_p=0.9, seed=1234, presence_penalty=0.5, frequency_penalty=0.5)
-    first = client.chat.completions.create(**kwargs).choices[0].message.content
-    second = client.chat.completions.create(**kwargs).choices[0].message.content
-    assert first == second, "same seed must give the same sample"
+
+    def sample(**kwargs: object) -> str:
+        return client.chat.completions.create(model="small", messages=QUESTION, max_tokens=12,
+                                              **kwargs).choices[0].message.content
+
+    seeds = range(4)
+    same = {sample(temperature=1.0, top_p=0.9, seed=1234, presence_penalty=0.5,
+                   frequency_penalty=0.5) for _ in range(2)}
+    assert len(same) == 1, "same seed must give the same sample"
+    hot = {sample(temperature=1.5, seed=seed) for seed in seeds}
+    assert len(hot) > 1, "the seed reaches the engine: other seeds, other samples"
+    greedy = {sample(temperature=0.0, seed=seed) for seed in seeds}
+    assert len(greedy) == 1, "temperature 0 reaches the engine: one answer whatever the seed"
+    narrow = {sample(temperature=1.5, top_p=0.001, seed=seed) for seed in seeds}
+    assert narrow == greedy, "top_p reaches the engine: only the likeliest token is left"
     many = client.chat.completions.create(model="small", messages=QUESTION, max_tokens=6, n=3)
     assert [c.index for c in many.choices] == [0, 1, 2]
     capped = client.chat.completions.create(model="small", messages=QUESTION,

@@ -7,16 +7,16 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+from kernel.processes import stop_process, wait_until
 
 HOST_IP, GUEST_IP, PREFIX = "10.231.7.1", "10.231.7.2", 24
 
@@ -43,13 +43,8 @@ def _run(*argv: str) -> None:
     subprocess.run(argv, check=True, capture_output=True, text=True)
 
 
-def _wait_for(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(1)
-    raise TimeoutError(f"{what} not within {timeout:.0f} s")
+def _wait_for(check: Callable[[], object], timeout: float, what: str) -> None:
+    wait_until(check, timeout_s=timeout, what=what)
 
 
 @contextlib.contextmanager
@@ -116,12 +111,6 @@ def booted_guest(name: str = "onlycs-e2e", read_only: tuple[Path, ...] = ()) -> 
         yield guest
     finally:
         if process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(30)
+            stop_process(process, signal_to="group", timeout_s=60)
         subprocess.run(["umount", "-l", str(root)], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)

@@ -50,6 +50,9 @@ WECOM_DOC_MESSAGE = (
     "x4XXZS9o0MBH27Bo6BpNelZpS+/uh9KsNlY6bHCmJU9p8g7m3fVKn28H3KDYA5Pl/T8Z1ptDAVe0lXdQ2YoyyH2u"
     "yPIGHBZZIs2pDBS8R07+qN+E7Q==")
 
+REPLY_DEADLINE_S = 0.5  # the channels' reply deadlines in these tests
+SLOW_REPLY_S = 1.2  # a reply that misses them
+
 
 def test_wecom_documented_url_verification_vector() -> None:
     assert WECOM_DOC.verify("5c45ff5e21c57e6ad56bac8758b79b1d9ac89fd3", "1409659589",
@@ -154,7 +157,10 @@ async def client(platform: PlatformServer, responder: RecordingResponder
     import tomllib
 
     platform.sent.clear()
-    config = AppConfig.model_validate(tomllib.loads(channels_toml(platform.base_url, 0.5)))
+    # Short reply deadlines: a "slow" reply here is a fraction of a second, not the
+    # platforms' real 3-5 s.
+    config = AppConfig.model_validate(tomllib.loads(
+        channels_toml(platform.base_url, REPLY_DEADLINE_S, REPLY_DEADLINE_S)))
     app = build_app(config, responder)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://channels") as http:
@@ -205,7 +211,7 @@ async def test_wecom_fast_reply_is_an_encrypted_passive_reply(
 async def test_wecom_slow_reply_is_acknowledged_then_sent(
         client: httpx.AsyncClient, responder: RecordingResponder,
         platform: PlatformServer) -> None:
-    responder.delay_s = 1.5  # past passive_reply_s (0.5 s in this config)
+    responder.delay_s = SLOW_REPLY_S  # past passive_reply_s
     params, body = wecom_message("A hard question", user="wangwu", msg_id="777")
     response = await client.post("/channels/wecom/callback", params=params, content=body)
     assert response.status_code == 200 and response.text == ""
@@ -221,7 +227,7 @@ async def test_wecom_slow_reply_is_acknowledged_then_sent(
 async def test_wecom_outbound_retries_a_failing_platform(
         client: httpx.AsyncClient, responder: RecordingResponder,
         platform: PlatformServer) -> None:
-    responder.delay_s = 1.0
+    responder.delay_s = SLOW_REPLY_S
     platform.fail_next = 2  # the first two calls get 502
     params, body = wecom_message("retry me", user="zhaoliu")
     assert (await client.post("/channels/wecom/callback", params=params,
@@ -375,7 +381,7 @@ async def test_dingtalk_fast_reply_in_the_response_body(
 async def test_dingtalk_slow_reply_goes_to_the_session_webhook_once(
         client: httpx.AsyncClient, responder: RecordingResponder,
         platform: PlatformServer) -> None:
-    responder.delay_s = 3.5  # past sync_reply_s (3 s by default)
+    responder.delay_s = SLOW_REPLY_S  # past sync_reply_s
     headers, body = dingtalk_message("slow one", platform.base_url, msg_id="ding-1")
     first = await client.post("/channels/dingtalk/robot", headers=headers, content=body)
     assert first.status_code == 200 and first.json() == {}
@@ -389,12 +395,12 @@ async def test_dingtalk_slow_reply_goes_to_the_session_webhook_once(
 async def test_dingtalk_session_webhook_outside_the_platform_is_never_called(
         client: httpx.AsyncClient, responder: RecordingResponder,
         platform: PlatformServer) -> None:
-    responder.delay_s = 3.5
+    responder.delay_s = SLOW_REPLY_S
     headers, body = dingtalk_message("hello", platform.base_url,
                                      webhook="http://169.254.169.254/latest/meta-data")
     assert (await client.post("/channels/dingtalk/robot", headers=headers,
                               content=body)).json() == {}
-    await asyncio.sleep(4.0)
+    await asyncio.sleep(SLOW_REPLY_S + 0.5)
     assert platform.sent == [] and len(responder.calls) == 1
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ANSIBLE = Path(__file__).resolve().parents[2] / "provisioning" / "ansible"
 BIN = Path(sys.executable).parent
@@ -77,7 +79,13 @@ def test_firewall_rules_open_only_configured_ports_and_nft_accepts_them(tmp_path
     rules = out.read_text()
     assert "policy drop" in rules
     assert 'ip saddr { 10.0.0.0/8, 192.168.1.0/24 } tcp dport { 8000 } accept' in rules
-    assert rules.count("accept comment") == 4  # ssh, api, metrics, ray: nothing else
+    defaults = yaml.safe_load((ANSIBLE / "roles/base/defaults/main.yml").read_text())
+    defaults["base_firewall_networks_api"] = ["10.0.0.0/8", "192.168.1.0/24"]
+    groups = [name.removeprefix("base_firewall_ports_") for name, ports in defaults.items()
+              if name.startswith("base_firewall_ports_") and ports]
+    open_groups = [g for g in groups if defaults.get(f"base_firewall_networks_{g}")]
+    assert open_groups  # ssh, api, metrics, ray: one accept rule each, nothing else
+    assert sorted(re.findall(r'accept comment "(\w+)"', rules)) == sorted(open_groups)
     bad = tmp_path / "bad.conf"
     bad.write_text(rules.replace("10.0.0.0/8", "10.0.0.0/33"))
     assert subprocess.run(["nft", "-c", "-f", str(bad)], capture_output=True).returncode != 0
@@ -115,4 +123,6 @@ def test_nvidia_role_does_nothing_without_a_gpu(tmp_path: Path) -> None:
     report = _playbook(tmp_path, NVIDIA_PLAY, "--check", "-e",
                        json.dumps({"nvidia_gpu_present": False}))
     assert _task_results(report, "Show the decision")["msg"].split()[0] == "False"
-    assert not Path("/etc/apt/sources.list.d/nvidia-cuda.list").exists()
+    # Check mode writes nothing either way: what shows "nothing" is the write task skipped.
+    write = _task_results(report, "Write the repository definition (Debian family)")
+    assert write.get("skipped") is True and not write.get("changed")

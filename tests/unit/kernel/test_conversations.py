@@ -101,7 +101,7 @@ for i in range(100000):
 def test_sigkill_during_writes_loses_no_acknowledged_turn(tmp_path: Path) -> None:
     _store(tmp_path).close()
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)],
-                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2])
+                              stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[3])
     acknowledged = []
     while len(acknowledged) < 150:
         acknowledged.append(int(writer.stdout.readline()))

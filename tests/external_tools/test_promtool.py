@@ -26,7 +26,9 @@ def test_promtool_checks_config_and_rules() -> None:
     rules = _promtool("check", "rules",
                       str(MONITORING / "prometheus" / "rules" / "onlycs-alerts.yml"))
     assert rules.returncode == 0, rules.stdout + rules.stderr
-    assert "SUCCESS: 7 rules found" in rules.stdout
+    count = sum(len(g["rules"]) for g in yaml.safe_load(
+        (MONITORING / "prometheus" / "rules" / "onlycs-alerts.yml").read_text())["groups"])
+    assert count > 0 and f"SUCCESS: {count} rules found" in rules.stdout
 
 
 def test_dashboards_use_the_provisioned_datasource_and_explain_each_panel() -> None:

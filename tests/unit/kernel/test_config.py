@@ -7,7 +7,7 @@ import pytest
 from appliance.cli import main
 from kernel.config import AppConfig, ConfigError, load_config
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_example_config_is_valid_and_matches_defaults() -> None:
@@ -57,3 +57,29 @@ def test_a_partial_tier_table_keeps_that_tiers_defaults(tmp_path: Path) -> None:
     config = load_config(tmp_path / "c.toml")
     assert config.tiers["small"].enable_lora and config.tiers["small"].max_num_seqs == 64
     assert not config.tiers["large"].enable_lora and config.tiers["large"].max_num_seqs == 32
+
+
+def test_tiers_are_a_mapping_with_the_shipped_two_by_default(tmp_path: Path) -> None:
+    assert list(AppConfig().tiers) == ["small", "large"]
+    path = tmp_path / "c.toml"
+    path.write_text("[tiers.kb]\nmax_num_seqs = 8\n[tiers.large]\nenabled = false\n"
+                    "[tiers.small]\nmax_model_len = 1024\n")
+    config = load_config(path)
+    assert config.tier_names == ("small", "kb")
+    assert config.tiers["small"].enable_lora and config.tiers["small"].max_model_len == 1024
+    assert not config.tiers["kb"].enable_lora and config.tiers["kb"].max_num_seqs == 8
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("[tiers.Big]\n", "tiers.Big: a tier name"),
+    ("[tiers.auto]\n", "tiers.auto: a tier name"),
+    ("[lora]\ntier = \"kb\"\n", "lora.tier: 'kb' is not a configured tier"),
+    ("[tiers.small]\nenabled = false\n[tiers.large]\nenabled = false\n", "at least one"),
+    ("[tiers.kb]\nmax_num_seqs = 0\n", "tiers.kb.max_num_seqs"),
+])
+def test_bad_tier_tables_are_named(tmp_path: Path, text: str, problem: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert any(problem in p for p in err.value.problems), err.value.problems

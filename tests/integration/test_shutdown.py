@@ -1,7 +1,8 @@
 """SIGTERM drains: started requests finish, new ones get 503 + Retry-After, and the
 whole process tree (Ray, replicas, EngineCore workers) is gone afterwards.
 
-Named to run last: it stops the session's appliance.
+It stops the session's appliance, so it is marked `stops_appliance`: the integration
+conftest orders such tests after all others.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pytest
 
 from tests.integration.conftest import Appliance
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.stops_appliance]
 
 # Long enough (several seconds here) to still be generating when SIGTERM arrives, short
 # enough to finish well inside the drain timeout (60 s) on 2 cores: 500 tokens from the

@@ -1,0 +1,130 @@
+"""Tier handles for unit tests of the request chain, without Ray or vLLM: the real
+`ModelServer` deployment body with an injected engine built on the real `ChatEngine` base
+class, behind an object with the surface of a Ray Serve DeploymentHandle."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from serving.engine_protocol import ChatEngine, EngineOutput, JSONResult
+from serving.model_deployment import ModelServer
+
+ENGINE = "tests.fake_tiers:ScriptedEngine"
+
+
+class ScriptedEngine(ChatEngine):
+    """Answers with `reply` (the body's `fake_reply`, else a fixed text naming the model),
+    streamed one word per SSE event; keeps every body it got."""
+
+    def __init__(self, options: dict[str, Any]):
+        self.options = options
+        self.bodies: list[dict[str, Any]] = []
+        self.loaded: dict[str, str] = {}
+
+    async def start(self) -> None:
+        return None
+
+    def _reply(self, body: dict[str, Any]) -> str:
+        return body.get("fake_reply") or f"answer from {body['model']}"
+
+    async def chat(self, body: dict[str, Any]) -> AsyncIterator[EngineOutput]:
+        self.bodies.append(body)
+        text = self._reply(body)
+        if not body.get("stream"):
+            yield JSONResult(status=200, body={
+                "id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": text}}]})
+            return
+        words = text.split(" ")
+        for i, word in enumerate(words):
+            last = i == len(words) - 1
+            delta = {"content": word + ("" if last else " ")}
+            chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk",
+                     "choices": [{"index": 0, "delta": delta,
+                                  "finish_reason": "stop" if last else None}]}
+            yield f"data: {json.dumps(chunk)}\n\n"
+        yield "data: [DONE]\n\n"
+
+    async def completions(self, body: dict[str, Any]) -> AsyncIterator[EngineOutput]:
+        self.bodies.append(body)
+        yield JSONResult(status=200, body={
+            "object": "text_completion", "model": body["model"],
+            "choices": [{"index": 0, "text": self._reply(body), "finish_reason": "stop"}]})
+
+    async def check_health(self) -> None:
+        return None
+
+    async def stats(self) -> dict[str, Any]:
+        return {"unfinished_requests": 0, "aborted_requests": 0, "bodies": len(self.bodies)}
+
+    async def load_adapter(self, name: str, path: str) -> JSONResult:
+        self.loaded[name] = path
+        return JSONResult(status=200, body={})
+
+    async def unload_adapter(self, name: str) -> JSONResult:
+        self.loaded.pop(name, None)
+        return JSONResult(status=200, body={})
+
+    def adapters(self) -> list[str]:
+        return sorted(self.loaded)
+
+    def shutdown(self) -> None:
+        return None
+
+
+class _Stream:
+    def __init__(self, agen: AsyncIterator[Any]):
+        self._agen = agen
+        self.cancelled = False
+
+    def __aiter__(self) -> _Stream:
+        return self
+
+    async def __anext__(self) -> Any:
+        return await self._agen.__anext__()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _Method:
+    def __init__(self, handle: LocalHandle, name: str):
+        self._handle, self._name = handle, name
+
+    def remote(self, *args: Any) -> Any:
+        result = getattr(self._handle.server, self._name)(*args)
+        if inspect.isasyncgen(result):
+            stream = _Stream(result)
+            self._handle.streams.append(stream)
+            return stream
+        return result
+
+
+class LocalHandle:
+    """`handle.options(stream=True).chat.remote(body)` and friends, in this process."""
+
+    def __init__(self, server: ModelServer):
+        self.server = server
+        self.streams: list[_Stream] = []
+
+    def options(self, **_: Any) -> LocalHandle:
+        return self
+
+    def __getattr__(self, name: str) -> _Method:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _Method(self, name)
+
+    @property
+    def engine(self) -> ScriptedEngine:
+        return self.server._engine  # type: ignore[return-value]
+
+
+async def local_tier(name: str) -> LocalHandle:
+    server = ModelServer.__new__(ModelServer)
+    await server.__init__(name, {"model": name}, ENGINE)  # type: ignore[misc]
+    return LocalHandle(server)

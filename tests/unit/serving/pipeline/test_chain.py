@@ -1,0 +1,85 @@
+"""The whole chain over fake tiers: each request reaches exactly the tier the stages chose,
+with the route named, the turn stored, and the HTTP layer only mapping the outcome."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+
+from serving.ingress import routes_openai
+from serving.ingress.errors import build_fastapi
+from serving.pipeline.channel_entry import PipelineResponder
+from serving.pipeline.outcome import Reply, StreamReply
+from serving.protocol import ChatRequest, CompletionRequest
+from serving.refusal import REFUSAL
+from tests.unit.serving.pipeline.conftest import CLIENT
+
+
+def _ask(model: str, text: str, **extra: object) -> ChatRequest:
+    return ChatRequest.model_validate(
+        {"model": model, "messages": [{"role": "user", "content": text}]} | extra)
+
+
+async def test_a_pinned_chat_reaches_only_its_tier_and_is_stored(pipeline, tiers) -> None:
+    outcome = await pipeline.chat(_ask("kb", "Where is my order?"), {"x-session-id": "s-7"},
+                                  CLIENT)
+    assert isinstance(outcome, Reply) and outcome.status == 200
+    assert outcome.text() == "answer from kb"
+    assert outcome.route.headers() == {"x-onlycs-route": "tier=kb; rule=pinned",
+                                       "x-onlycs-session": "s-7"}
+    assert [len(t.engine.bodies) for t in tiers.values()] == [0, 0, 1]
+    assert tiers["kb"].engine.bodies[0]["user"] == "s-7"
+    stored = pipeline.sessions.store.export("s-7")
+    assert [m["content"] for m in stored] == ["Where is my order?", "answer from kb"]
+    assert pipeline.admission.in_flight == 0
+
+
+async def test_a_stream_is_filtered_and_stored_before_done(pipeline, tiers) -> None:
+    req = _ask("small", "What is your number?", stream=True,
+               fake_reply="Call 400-820-1234 now")
+    outcome = await pipeline.chat(req, {"x-session-id": "s-8"}, CLIENT)
+    assert isinstance(outcome, StreamReply) and pipeline.admission.in_flight == 1
+    events = [e async for e in outcome.events]
+    assert "400-820-1234" not in "".join(events)
+    assert pipeline.admission.in_flight == 0
+    assert pipeline.sessions.store.export("s-8")[-1]["content"] == "Call ************ now"
+
+
+async def test_a_blocked_message_is_refused_without_any_engine(pipeline, tiers) -> None:
+    outcome = await pipeline.chat(_ask("auto", "you stupid bot"), {}, CLIENT)
+    assert isinstance(outcome, Reply) and outcome.text() == REFUSAL
+    assert outcome.route.tier is None and outcome.route.rule == "blocked.abuse_en"
+    assert all(not t.engine.bodies for t in tiers.values())
+
+
+async def test_completions_and_channels_use_the_same_chain(pipeline, tiers) -> None:
+    done = await pipeline.completion(CompletionRequest(model="large", prompt="Hi"), CLIENT)
+    assert done.text() == "answer from large" and len(tiers["large"].engine.bodies) == 1
+    responder = PipelineResponder(pipeline)
+    text = await responder.reply("wecom", "wecom:u-1", "Where is my order?", None)
+    assert text.startswith("answer from ")
+    assert pipeline.sessions.store.has_session("wecom:u-1")
+
+
+async def test_the_http_layer_maps_the_outcome_and_labels_metrics_by_tier(pipeline) -> None:
+    app = build_fastapi(True)
+    app.include_router(routes_openai.router)
+
+    class Served:
+        created = 0
+
+    Served.pipeline = pipeline
+    app.state.ingress = Served
+    pipeline.access.required = False
+    before = REGISTRY.get_sample_value("onlycs_requests_total", {
+        "endpoint": "/v1/chat/completions", "tier": "kb", "status": "200"}) or 0.0
+    client = TestClient(app)
+    response = client.post("/v1/chat/completions", json={
+        "model": "kb", "messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code == 200 and response.headers["x-onlycs-route"].startswith(
+        "tier=kb;")
+    after = REGISTRY.get_sample_value("onlycs_requests_total", {
+        "endpoint": "/v1/chat/completions", "tier": "kb", "status": "200"})
+    assert after == before + 1
+    ids = [m["id"] for m in client.get("/v1/models").json()["data"]]
+    assert ids == ["auto", "small", "large", "kb"]

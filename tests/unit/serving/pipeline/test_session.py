@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kernel.conversations import ConversationStore
+from kernel.errors import APIError
+from serving.pipeline.session import SESSION_HEADER, SessionStage
+from serving.protocol import ChatRequest
+from tests.unit.serving.pipeline.conftest import make_config
+
+
+def _stage(tmp_path: Path) -> SessionStage:
+    config = make_config(tmp_path)
+    store = ConversationStore(config.store.path, config.store.master_key_file)
+    return SessionStage(config.sessions, store)
+
+
+def _ask(text: str, **extra: object) -> ChatRequest:
+    return ChatRequest.model_validate({"messages": [{"role": "user", "content": text}]}
+                                      | extra)
+
+
+async def test_a_saved_turn_comes_back_as_history_in_front_of_the_next(tmp_path: Path) -> None:
+    stage = _stage(tmp_path)
+    first = await stage.open(_ask("Where is order 9?"), {SESSION_HEADER: "s-1"}, "formal")
+    assert first.request.messages[0].role == "system"  # the persona
+    assert first.turn is not None and first.turn.session_id == "s-1"
+    await stage.save(first.turn, "It ships today.")
+    second = await stage.open(_ask("Thanks!"), {SESSION_HEADER: "s-1"}, None)
+    contents = [m.content for m in second.request.messages]
+    assert contents[-3:] == ["Where is order 9?", "It ships today.", "Thanks!"]
+    assert [m.role for m in second.turn.messages] == ["user"]  # system text stored once
+
+
+async def test_bad_session_ids_and_unknown_personas_are_400(tmp_path: Path) -> None:
+    stage = _stage(tmp_path)
+    for headers, key_persona, param in (({SESSION_HEADER: "a b"}, None, SESSION_HEADER),
+                                        ({}, "pirate", "persona")):
+        with pytest.raises(APIError) as err:
+            await stage.open(_ask("hi"), headers, key_persona)
+        assert (err.value.status, err.value.param) == (400, param)
+
+
+async def test_without_a_store_there_is_no_turn(tmp_path: Path) -> None:
+    opened = await SessionStage(make_config(tmp_path).sessions, None).open(
+        _ask("hi", user="u-1"), {}, None)
+    assert opened.turn is None
