@@ -25,6 +25,7 @@ from kernel.conversations import ConversationStore
 from kernel.crypto import CryptoError, create_master_key
 from kernel.keys import KeyFileError, KeyStore
 from kernel.logs import ray_logging_env, serve_logging
+from kernel.processes import wait_until
 from models.registry import check_model, model_dir
 from serving.metrics import MULTIPROC_ENV
 from serving.proxy_hooks import MAX_BODY_ENV, TLS_MIN_ENV
@@ -136,14 +137,20 @@ def http_options(config: AppConfig) -> Any:
 
 def _drain(router: Any, timeout_s: float, begin_timeout_s: float | None = None) -> None:
     """Refuse new requests (503 + Retry-After), then wait for started ones to finish."""
-    pending = router.begin_drain.remote().result(timeout_s=begin_timeout_s)
-    deadline = time.monotonic() + timeout_s
-    while pending and time.monotonic() < deadline:
-        logger.info("draining: %d requests in flight", pending)
-        time.sleep(DRAIN_POLL_S)
+    if not router.begin_drain.remote().result(timeout_s=begin_timeout_s):
+        return
+
+    def drained() -> bool:
         pending = router.in_flight.remote().result()
-    if pending:
-        logger.warning("drain timeout: %d requests still in flight are cut off", pending)
+        if pending:
+            logger.info("draining: %d requests in flight", pending)
+        return not pending
+
+    try:
+        wait_until(drained, timeout_s=timeout_s, interval_s=DRAIN_POLL_S, what="drain")
+    except TimeoutError:
+        logger.warning("drain timeout: %d requests still in flight are cut off",
+                       router.in_flight.remote().result())
 
 
 def serve_foreground(config: AppConfig) -> int:

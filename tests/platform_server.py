@@ -7,15 +7,17 @@ session webhook), checks their tokens, and records every message it was asked to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
+
+from kernel.processes import wait_until
 
 WECOM_SECRET = "wecom-app-secret"
 FEISHU_APP_ID = "cli_test_app"
@@ -41,9 +43,9 @@ class PlatformServer:
         return f"http://127.0.0.1:{self.port}"
 
     def wait_for(self, count: int, timeout_s: float = 120) -> list[Sent]:
-        deadline = time.monotonic() + timeout_s
-        while len(self.sent) < count and time.monotonic() < deadline:
-            time.sleep(0.1)
+        with contextlib.suppress(TimeoutError):  # the callers assert on what was sent
+            wait_until(lambda: len(self.sent) >= count, timeout_s=timeout_s, interval_s=0.1,
+                       what=f"{count} platform calls")
         return list(self.sent)
 
 
@@ -117,8 +119,6 @@ def start_platform_server() -> tuple[PlatformServer, uvicorn.Server]:
                             log_level="warning")
     runner = uvicorn.Server(config)
     threading.Thread(target=runner.run, daemon=True).start()
-    deadline = time.monotonic() + 20
-    while not runner.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert runner.started, "platform server did not start"
+    wait_until(lambda: runner.started, timeout_s=20, interval_s=0.05,
+               what="the platform server's start")
     return server, runner

@@ -94,7 +94,8 @@ def _parse(raw: Any, where: str, known: Vocabulary, ids: set[str]) -> Node:
         if set(raw) - {"id", "tier", "samples"}:
             raise RulesError(f"{where} ({node_id}): a leaf has only id and tier")
         if raw["tier"] not in known.tiers:
-            raise RulesError(f"{where} ({node_id}): tier must be one of {known.tiers}")
+            raise RulesError(f"{where} ({node_id}): tier {raw['tier']!r} is not configured; "
+                             f"tier must be one of {', '.join(known.tiers)}")
         return Node(node_id, tier=raw["tier"])
     when = raw.get("when")
     if not isinstance(when, dict) or set(when) != {"feature", "above"}:

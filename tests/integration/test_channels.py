@@ -5,6 +5,7 @@ reached from here), and the conversation kept in the encrypted store."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -16,6 +17,7 @@ from xml.etree import ElementTree
 import httpx
 import pytest
 
+from kernel.processes import wait_until
 from serving.channels.common import session_for
 from tests.integration.conftest import REPO, Appliance, free_port
 from tests.platform_requests import (
@@ -42,9 +44,9 @@ def _sent_to(appliance: Appliance, platform: str, to: str | None = None) -> list
 
 def _wait_sent(appliance: Appliance, platform: str, to: str | None, timeout_s: float = 120
                ) -> list:
-    deadline = time.monotonic() + timeout_s
-    while not _sent_to(appliance, platform, to) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    with contextlib.suppress(TimeoutError):  # the callers assert on what was sent
+        wait_until(lambda: _sent_to(appliance, platform, to), timeout_s=timeout_s,
+                   interval_s=0.2, what=f"a {platform} reply")
     return _sent_to(appliance, platform, to)
 
 
@@ -120,10 +122,8 @@ def test_dingtalk_message_is_answered_and_history_carries_over(appliance: Applia
             replies.append(response.json()["text"]["content"])
         else:
             before = len(_sent_to(appliance, "dingtalk"))
-            deadline = time.monotonic() + 120
-            while len(_sent_to(appliance, "dingtalk")) == before and \
-                    time.monotonic() < deadline:
-                time.sleep(0.2)
+            wait_until(lambda: len(_sent_to(appliance, "dingtalk")) > before,  # noqa: B023
+                       timeout_s=120, interval_s=0.2, what="the late DingTalk reply")
             replies.append(_sent_to(appliance, "dingtalk")[-1].text)
     messages = _export(appliance, session_for("dingtalk", staff))
     users = [m["content"] for m in messages if m["role"] == "user"]
@@ -163,13 +163,9 @@ def test_channels_run_on_their_own_in_front_of_a_backend(appliance: Appliance,
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
+        wait_until(lambda: httpx.get(f"{base}/healthz", timeout=2).status_code == 200,
+                   timeout_s=60, interval_s=0.3, ignore=(httpx.HTTPError,),
+                   what="the standalone channels' health")
         staff = f"standalone-{time.time_ns()}"
         # Its own session webhook, so the reply waited for is this message's, not an
         # earlier test's that is still on the platform's list.

@@ -4,10 +4,10 @@ a real Prometheus server (Debian's `prometheus`, on loopback) scraping the appli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -16,6 +16,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from kernel.processes import managed_process, wait_until
 from tests.integration.conftest import REPO, Appliance, free_port
 
 pytestmark = pytest.mark.integration
@@ -89,10 +90,11 @@ def test_counters_match_the_traffic_sent_exactly(appliance: Appliance) -> None:
     assert delta("onlycs_request_duration_seconds_count", endpoint=chat) == 21
     assert _total(after, "onlycs_requests_in_flight") == 0
     # Engine stats arrive per engine step, a moment after the answer itself.
-    deadline = time.monotonic() + 30
-    while delta("onlycs_generation_tokens_total") < generated and time.monotonic() < deadline:
-        time.sleep(0.5)
-        after = _samples(appliance)
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: _total(_samples(appliance), "onlycs_generation_tokens_total")
+                   - _total(before, "onlycs_generation_tokens_total") >= generated,
+                   timeout_s=30, interval_s=0.5, what="engine token counts")
+    after = _samples(appliance)
     assert delta("onlycs_generation_tokens_total") == generated
 
 
@@ -104,14 +106,15 @@ def test_logs_are_json_with_request_ids_and_no_prompt_text(appliance: Appliance)
     request_id = response.headers["x-request-id"]
     router_logs = list((appliance.log_dir / "serve").glob("replica_onlycs_router_*.log"))
     assert router_logs, f"no router log under {appliance.log_dir}"
-    deadline = time.monotonic() + 30
-    while True:  # Ray Serve buffers log records briefly before writing them
+    def my_lines() -> list[dict]:
         lines = [json.loads(line) for path in router_logs
                  for line in path.read_text().splitlines() if line.strip()]
-        mine = [line for line in lines if line.get("request_id") == request_id]
-        if mine or time.monotonic() > deadline:
-            break
-        time.sleep(1)
+        return [line for line in lines if line.get("request_id") == request_id]
+
+    # Ray Serve buffers log records briefly before writing them.
+    with contextlib.suppress(TimeoutError):
+        wait_until(my_lines, timeout_s=30, what="the request's log lines")
+    mine = my_lines()
     assert any("POST /v1/chat/completions 200" in line["message"] for line in mine)
     own = (appliance.log_dir / "onlycs.log").read_text().splitlines()
     assert own and all(json.loads(line)["level"] for line in own)
@@ -137,28 +140,15 @@ def prometheus(appliance: Appliance, tmp_path_factory: pytest.TempPathFactory) -
     target = appliance.base_url.removeprefix("https://")
     (conf / "targets" / "onlycs.json").write_text(json.dumps([{"targets": [target]}]))
     port = free_port()
-    log = (work / "prometheus.log").open("w")
-    process = subprocess.Popen(
-        [binary, f"--config.file={conf / 'prometheus.yml'}",
-         f"--web.listen-address=127.0.0.1:{port}", f"--storage.tsdb.path={work / 'data'}"],
-        stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (work / "prometheus.log").read_text()[-2000:]
-            try:
-                if httpx.get(f"{url}/-/ready").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "prometheus did not become ready"
-            time.sleep(0.5)
+    with managed_process(
+            [binary, f"--config.file={conf / 'prometheus.yml'}",
+             f"--web.listen-address=127.0.0.1:{port}", f"--storage.tsdb.path={work / 'data'}"],
+            log_path=work / "prometheus.log", stop_timeout_s=30) as process:
+        wait_until(lambda: httpx.get(f"{url}/-/ready").status_code == 200, timeout_s=60,
+                   interval_s=0.5, ignore=(httpx.HTTPError,), alive=process,
+                   what=f"prometheus ready (see {work / 'prometheus.log'})")
         yield url
-    finally:
-        process.terminate()
-        process.wait(30)
-        log.close()
 
 
 def _query(url: str, expr: str) -> list:
@@ -182,13 +172,11 @@ def test_every_dashboard_and_alert_expression_returns_data(
     _send_traffic(appliance, 9)
     # Wait until Prometheus has scraped the traffic, then a few more times for rate().
     want = _total(_samples(appliance), "onlycs_requests_total")
-    deadline = time.monotonic() + 120
-    while True:
+    def scraped() -> bool:
         got = _query(prometheus, "sum(onlycs_requests_total)")
-        if got and float(got[0]["value"][1]) >= want:
-            break
-        assert time.monotonic() < deadline, "prometheus never scraped the traffic"
-        time.sleep(1)
+        return bool(got) and float(got[0]["value"][1]) >= want
+
+    wait_until(scraped, timeout_s=120, what="prometheus scraping the traffic")
     time.sleep(4)
 
     exprs = _dashboard_exprs() + _alert_exprs()

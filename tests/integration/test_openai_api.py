@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.integration.conftest import DEFAULT_MAX_TOKENS, Appliance
+from tests.integration.conftest import DEFAULT_MAX_TOKENS, EXTRA_TIER, Appliance
 
 pytestmark = pytest.mark.integration
 
@@ -15,8 +15,9 @@ QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 def test_models_lists_auto_and_both_tiers(appliance: Appliance) -> None:
     ids = [m.id for m in appliance.openai().models.list().data]
-    assert ids[:3] == ["auto", "small", "large"]
-    assert all(i.startswith("small:") for i in ids[3:])  # loaded LoRA adapters
+    # auto, the configured tiers (the shipped two, then the session's third), adapters.
+    assert ids[:4] == ["auto", "small", "large", EXTRA_TIER]
+    assert all(i.startswith("small:") for i in ids[4:])  # loaded LoRA adapters
 
 
 def test_health_and_readiness(appliance: Appliance) -> None:

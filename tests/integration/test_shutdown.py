@@ -15,6 +15,7 @@ import httpx
 import psutil
 import pytest
 
+from kernel.processes import wait_until
 from tests.integration.conftest import Appliance
 
 pytestmark = [pytest.mark.integration, pytest.mark.stops_appliance]
@@ -34,16 +35,12 @@ def test_sigterm_drains_and_stops_the_tree(appliance: Appliance) -> None:
     worker = threading.Thread(target=lambda: results.update(
         r=appliance.http().post(url, json=WORK)))
     worker.start()
-    deadline = time.monotonic() + 60
-    while appliance.tier_stats("large")["unfinished_requests"] == 0:
-        assert time.monotonic() < deadline, "request never reached the engine"
-        time.sleep(0.1)
+    wait_until(lambda: appliance.tier_stats("large")["unfinished_requests"] > 0, timeout_s=60,
+               interval_s=0.1, what="the request reaching the engine")
 
     appliance.process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 60
-    while appliance.http().get("/readyz", timeout=30).status_code == 200:
-        assert time.monotonic() < deadline, "readiness never dropped after SIGTERM"
-        time.sleep(0.1)
+    wait_until(lambda: appliance.http().get("/readyz", timeout=30).status_code != 200,
+               timeout_s=60, interval_s=0.1, what="readiness dropping after SIGTERM")
     refused = appliance.http().post(url, json=WORK)
     assert refused.status_code == 503
     assert int(refused.headers["retry-after"]) > 0

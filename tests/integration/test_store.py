@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import sqlite3
-import time
 import uuid
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import httpx
 import psutil
 import pytest
 
+from kernel.processes import wait_until
 from tests.integration.conftest import Appliance
 
 pytestmark = pytest.mark.integration
@@ -122,10 +122,9 @@ def test_sigkill_of_the_router_mid_burst_loses_no_acknowledged_turn(
     assert acknowledged, "no request finished before the kill"
     assert len(acknowledged) < len(sessions), "the kill came too late to cut anything"
 
-    deadline = time.monotonic() + 180  # Ray Serve replaces the dead replica
-    while appliance.http(None).get("/readyz").status_code != 200:
-        assert time.monotonic() < deadline, "router replica never came back"
-        time.sleep(1)
+    # Ray Serve replaces the dead replica.
+    wait_until(lambda: appliance.http(None).get("/readyz").status_code == 200, timeout_s=180,
+               what="the router replica back")
     for session, response in acknowledged.items():
         messages = _export(appliance, session)
         assert [m["role"] for m in messages] == ["user", "assistant"], session

@@ -8,6 +8,7 @@ appliance never shares the machine's memory with the integration suite's."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from appliance.bundle import verify
+from kernel.processes import wait_until
 from tests.provisioning.nspawn import Guest, booted_guest
 from tests.provisioning.site_run import run_site
 
@@ -59,15 +61,16 @@ def _recap(out: str) -> dict[str, int]:
 def _prometheus_scrapes(guest: Guest) -> str:
     """The guest's Prometheus (monitoring role) scraping the appliance over TLS with the
     CA the role copied: the target's health once a scrape has happened."""
-    deadline = time.monotonic() + 120
-    while True:
+    def health() -> list[tuple[str, str, str]]:
         with urllib.request.urlopen(f"http://{guest.ip}:9090/api/v1/targets",
                                     timeout=10) as response:
             targets = json.loads(response.read())["data"]["activeTargets"]
-        health = [(t["scrapeUrl"], t["health"], t["lastError"]) for t in targets]
-        if any(h[1] == "up" for h in health) or time.monotonic() > deadline:
-            break
-        time.sleep(3)
+        return [(t["scrapeUrl"], t["health"], t["lastError"]) for t in targets]
+
+    with contextlib.suppress(TimeoutError):  # the caller asserts on the health
+        wait_until(lambda: any(h[1] == "up" for h in health()), timeout_s=120, interval_s=3,
+                   what="a scrape of the appliance")
+    health = health()
     assert [h[0] for h in health] == [f"https://{guest.ip}:8000/metrics"], health
     return health[0][1] if health[0][1] == "up" else str(health)
 
@@ -109,17 +112,17 @@ def test_site_converges_and_the_appliance_serves_tls13(guest: Guest,
     assert guest.ssh("systemctl is-active onlycs").stdout.strip() in ("active", "activating")
     context = ssl.create_default_context(cafile=str(guest.root / "etc/onlycs/tls/ca.pem"))
     context.minimum_version = ssl.TLSVersion.TLSv1_3
-    deadline = time.monotonic() + 900
-    body = None
-    while time.monotonic() < deadline:
-        try:  # 503 (engines starting) is an HTTPError, an OSError: wait and ask again
-            with urllib.request.urlopen(f"https://{guest.ip}:8000/readyz", context=context,
-                                        timeout=10) as response:
-                body = json.loads(response.read())
-                break
-        except OSError:
-            time.sleep(5)
-    assert body is not None, guest.ssh("journalctl -u onlycs --no-pager | tail -30").stdout
+    def ready() -> dict:
+        with urllib.request.urlopen(f"https://{guest.ip}:8000/readyz", context=context,
+                                    timeout=10) as response:
+            return json.loads(response.read())
+
+    # 503 (engines starting) is an HTTPError, an OSError: wait and ask again.
+    try:
+        body = wait_until(ready, timeout_s=900, interval_s=5, ignore=(OSError,),
+                          what="the guest appliance ready")
+    except TimeoutError:
+        pytest.fail(guest.ssh("journalctl -u onlycs --no-pager | tail -30").stdout)
     assert body["status"] == "ready", body
     with socket.create_connection((guest.ip, 8000), timeout=10) as raw, \
             context.wrap_socket(raw, server_hostname=guest.ip) as tls:
