@@ -39,6 +39,10 @@ QUIET_ENV = {
     "DO_NOT_TRACK": "1",
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
+    # Ray starts its workers (the ingress, the tier replicas and the vLLM processes they
+    # spawn) at nice 15: on an appliance they are the workload, not background jobs, and
+    # lose the CPU to any other process at nice 0 (a load generator, Prometheus).
+    "RAY_worker_niceness": "0",
 }
 PROGRESS_EVERY_S = 15.0
 DRAIN_POLL_S = 0.5

@@ -1,35 +1,42 @@
 """Output safety filter: personal data and masked words never leave in a model's answer.
 
-Streams are filtered too. The last few characters of what the model produced are
-held back until the next chunk shows whether they start a phone number or a
-masked word, so a pattern split across two chunks is masked like any other.
+Streams are filtered too, in time linear in the output: only the tail that is still the
+beginning of something maskable is held back (a partial match of a personal-data pattern,
+found with the `regex` package's partial matching, or the beginning of a masked word), and
+released the moment the next piece shows it is not; everything before it goes out at once.
+So a pattern split across two chunks is masked like any other, and a text with nothing to
+mask is delayed by at most the word being written.
 """
 
 from __future__ import annotations
 
 import json
-import re
 
-from serving.router.sensitive import SensitiveMatcher
+import regex
 
-PII = re.compile("|".join([
-    r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+",             # email
-    r"(?<!\d)\d{17}[\dXx](?!\d)",                # Chinese resident ID card
-    r"(?<!\d)\d{16,19}(?!\d)",                   # bank card
-    r"(?<!\d)1[3-9]\d{9}(?!\d)",                 # Chinese mobile
+from serving.router.sensitive import SensitiveMatcher, is_word_char
+
+# Bounded lengths (an e-mail's local part is at most 64 characters, a domain label 63) keep
+# what a stream may hold back, and the work per piece, bounded.
+PATTERNS = [regex.compile(p) for p in (
+    r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}",  # email
+    r"(?<!\d)\d{17}[\dXx](?!\d)",                           # Chinese resident ID card
+    r"(?<!\d)\d{16,19}(?!\d)",                               # bank card
+    r"(?<!\d)1[3-9]\d{9}(?!\d)",                             # Chinese mobile
     r"(?<!\d)(?:\+?\d{1,3}[ -]?)?(?:\(?\d{3}\)?[ -]?)\d{3}[ -]?\d{4}(?!\d)",  # phone
-]))
-# Characters that can continue a phone/card/ID number or an e-mail address.
-_RUN = set("@._+-()")
+)]
+PII = regex.compile("|".join(p.pattern for p in PATTERNS))
+CONTEXT = 1  # characters of released text the patterns look behind at (`(?<!\d)`, words)
 
 
 class OutputFilter:
     def __init__(self, matcher: SensitiveMatcher | None = None):
         self.matcher = matcher
         terms = matcher.terms(("mask", "block")) if matcher is not None else []
-        # A masked term of several words may be cut between them; a CJK term has no spaces.
-        self.extra_words = max((len(t.split()) for t in terms), default=1) - 1
-        self.cjk_hold = max((len(t) for t in terms if not t.isascii()), default=0)
+        # Every beginning of a masked term, the whole term too (a word at the very end may
+        # still grow into another word): a tail that is one is held until the next piece.
+        self.term_prefixes = {t[:i] for t in terms for i in range(1, len(t) + 1)}
+        self.longest_term = max((len(t) for t in terms), default=0)
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         found = [m.span() for m in PII.finditer(text)]
@@ -47,49 +54,56 @@ class OutputFilter:
     def stream(self) -> StreamMasker:
         return StreamMasker(self)
 
+    def hold_from(self, text: str, first: int) -> int:
+        """Where the tail of `text` that may still become maskable begins (>= `first`)."""
+        end = hold = len(text)
+        # Pattern by pattern: a search for partial matches prefers a later complete match
+        # of the alternation to an earlier partial one of another pattern.
+        for pattern in PATTERNS:
+            for match in pattern.finditer(text, pos=first, partial=True):
+                if match.end() == end and match.start() < end:  # partial, or may still grow
+                    hold = min(hold, match.start())
+        lowered = text.lower()
+        for size in range(min(self.longest_term, end - first), 0, -1):
+            start = end - size
+            tail = lowered[start:]
+            if tail in self.term_prefixes and not (
+                    tail[0].isascii() and start > 0 and is_word_char(lowered[start - 1])):
+                hold = min(hold, start)
+                break
+        return hold
+
 
 class StreamMasker:
     """Feed model text in pieces; get back text safe to send now, then the rest."""
 
     def __init__(self, output_filter: OutputFilter):
         self._filter = output_filter
+        self._context = ""  # the last released characters, for look-behind only
         self._pending = ""
 
     def feed(self, piece: str) -> str:
-        self._pending += piece
-        text = self._pending
-        cut = self._hold_from(text)
+        text = self._context + self._pending + piece
+        first = len(self._context)
+        spans = self._filter.spans(text) + [m.span() for p in PATTERNS for m in p.finditer(text)]
+        cut = self._filter.hold_from(text, first)
         # Never cut inside a match: the rest alone would no longer match.
-        spans = self._filter.spans(text)
         moved = True
         while moved:
             moved = False
             for start, end in spans:
                 if start < cut < end:
                     cut, moved = start, True
-        ready = self._filter.mask(text)[:cut]
+        cut = max(cut, first)
+        ready = self._filter.mask(text)[first:cut]
+        self._context = text[max(0, cut - CONTEXT):cut]
         self._pending = text[cut:]
         return ready
 
-    def _hold_from(self, text: str) -> int:
-        """Where the tail that could still grow into a masked pattern begins."""
-        i = len(text)
-        while i > 0:
-            ch = text[i - 1]
-            if (ch.isascii() and ch.isalnum()) or ch in _RUN:
-                i -= 1
-            elif ch == " " and i >= 2 and (text[i - 2].isdigit() or text[i - 2] == ")"):
-                i -= 1  # "555 0199", "(512) 555": numbers may contain spaces
-            else:
-                break
-        for _ in range(self._filter.extra_words):
-            i = text.rfind(" ", 0, max(0, i - 1)) + 1
-        if self._filter.cjk_hold and not text[i - 1:i].isascii():
-            i = min(i, max(0, len(text) - self._filter.cjk_hold))
-        return i
-
     def flush(self) -> str:
-        rest, self._pending = self._filter.mask(self._pending), ""
+        text = self._context + self._pending
+        rest = self._filter.mask(text)[len(self._context):]
+        self._context, self._pending = "", ""
         return rest
 
 

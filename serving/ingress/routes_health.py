@@ -14,6 +14,7 @@ metrics_router = APIRouter()
 
 
 @router.get("/healthz")
+@router.get("/health")  # what vLLM, GuideLLM and load balancers probe
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 

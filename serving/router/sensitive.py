@@ -30,7 +30,7 @@ def read_terms(path: Path) -> list[str]:
     return [t.strip().lower() for t in lines if t.strip() and not t.lstrip().startswith("#")]
 
 
-def _is_word_char(ch: str) -> bool:
+def is_word_char(ch: str) -> bool:
     return ch.isascii() and (ch.isalnum() or ch == "_")
 
 
@@ -83,8 +83,8 @@ class SensitiveMatcher:
             for term, name, action in self._out[node]:
                 start = i - len(term) + 1
                 if term[0].isascii() and term[-1].isascii() and (
-                        (start > 0 and _is_word_char(lowered[start - 1]))
-                        or (i + 1 < len(lowered) and _is_word_char(lowered[i + 1]))):
+                        (start > 0 and is_word_char(lowered[start - 1]))
+                        or (i + 1 < len(lowered) and is_word_char(lowered[i + 1]))):
                     continue
                 hits.append(Hit(start, i + 1, term, name, action))
         return hits
