@@ -130,6 +130,15 @@ class ConversationStore:
             return self._db.execute("SELECT 1 FROM messages WHERE session_id = ? LIMIT 1",
                                     (session_id,)).fetchone() is not None
 
+    def sessions_named(self, name: str) -> list[str]:
+        """Stored session ids `<owner>/<name>`: the same client id under every key."""
+        suffix = f"/{name}"
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT session_id FROM messages WHERE substr(session_id, -?) = ?",
+                (len(suffix), suffix)).fetchall()
+        return sorted(r[0] for r in rows)
+
     def export(self, session_id: str) -> list[dict]:
         """Decrypted messages of a session; a record that fails authentication raises."""
         with self._lock:

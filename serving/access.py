@@ -25,6 +25,11 @@ class Caller:
     rpm: int | None = None
     tpm: int | None = None
     persona: str | None = None
+    owner: str | None = None  # whose sessions these are; None: the key's own
+
+    @property
+    def session_owner(self) -> str:
+        return self.owner or self.key_id
 
 
 def _bearer(headers: Mapping[str, str]) -> str | None:

@@ -51,7 +51,7 @@ class RequestPipeline:
                    caller: Caller) -> Outcome:
         max_tokens = self.caps.max_tokens(req)
         self.admission.check_open()
-        session = await self.sessions.open(req, headers, caller.persona)
+        session = await self.sessions.open(req, headers, caller.session_owner, caller.persona)
         return await self._answer("chat", session.request, max_tokens, caller, session.turn)
 
     async def completion(self, req: CompletionRequest, caller: Caller) -> Outcome:
@@ -74,7 +74,8 @@ class RequestPipeline:
                                                                    decision.adapter))
         body = engine_body(req, decision.adapter or decision.tier, max_tokens,
                            masked_text=decision.masked_text, session_id=session_id)
-        route = Route(decision.tier, decision.rule, decision.adapter, session_id)
+        route = Route(decision.tier, decision.rule, decision.adapter,
+                      turn.client_id if turn else None)
         return await self._dispatch(method, body, route, turn)
 
     async def _dispatch(self, method: str, body: dict[str, Any], route: Route,
@@ -107,7 +108,7 @@ class RequestPipeline:
         """A blocked message gets a polite answer from the appliance; no engine sees it."""
         metrics.BLOCKED.labels(decision.rule.removeprefix("blocked.")).inc()
         metrics.ROUTING_DECISIONS.labels("none", decision.rule).inc()
-        route = Route(None, decision.rule, None, turn.session_id if turn else None)
+        route = Route(None, decision.rule, None, turn.client_id if turn else None)
         if turn is not None:
             await self.sessions.save(turn, REFUSAL)
         if req.stream:

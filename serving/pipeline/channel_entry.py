@@ -22,8 +22,10 @@ class PipelineResponder:
         req = ChatRequest.model_validate({
             "model": channels.model, "max_tokens": channels.max_tokens, "user": session_id,
             "messages": [{"role": "user", "content": text}]})
-        # Rate limits apply per platform user, with the configured default budget.
-        caller = Caller(key_id=session_id, scope="client", persona=persona)
+        # Rate limits apply per platform user, with the configured default budget; the
+        # sessions belong to the channel.
+        caller = Caller(key_id=session_id, scope="client", persona=persona,
+                        owner=f"channel.{channel}")
         try:
             outcome = await self.pipeline.chat(req, {}, caller)
         except APIError as err:

@@ -1,6 +1,10 @@
 """Session: the persona's system prompt, the stored history put before the new message, and
 the turn the conversation store keeps (the new user message, plus the system text when the
-session is new, and the answer)."""
+session is new, and the answer).
+
+A session belongs to the caller that made it: the store, the router's context cache and the
+tiers' affinity see `<owner>/<session id>` (the owner is the API key's id, or the chat
+channel), so the same id sent with another key names another session."""
 
 from __future__ import annotations
 
@@ -25,7 +29,8 @@ SESSION_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 
 @dataclass(frozen=True)
 class PendingTurn:
-    session_id: str
+    session_id: str  # as stored: `<owner>/<client id>`
+    client_id: str  # as the client named it (the response header gives it back)
     messages: list[StoredMessage]
 
 
@@ -33,6 +38,11 @@ class PendingTurn:
 class OpenedSession:
     request: ChatRequest  # with persona and history in front
     turn: PendingTurn | None  # None: no store
+
+
+def owned(owner: str, client_id: str) -> str:
+    """The stored session id; `/` never occurs in a client's id, so owners cannot collide."""
+    return f"{owner}/{client_id}"
 
 
 def session_id_for(headers: Mapping[str, str], req: ChatRequest) -> str:
@@ -60,12 +70,13 @@ class SessionStage:
         self.config = config
         self.store = store
 
-    async def open(self, req: ChatRequest, headers: Mapping[str, str],
+    async def open(self, req: ChatRequest, headers: Mapping[str, str], owner: str,
                    key_persona: str | None) -> OpenedSession:
         system = persona_prompt(self.config, persona_name(headers, req, key_persona))
         if self.store is None:
             return OpenedSession(with_context(req, system, []), None)
-        session_id = session_id_for(headers, req)
+        client_id = session_id_for(headers, req)
+        session_id = owned(owner, client_id)
         known = await asyncio.to_thread(self.store.has_session, session_id)
         history: list[dict] = []
         if known and not any(m.role == "assistant" for m in req.messages):
@@ -73,7 +84,8 @@ class SessionStage:
                                              self.config.history_messages)
             history = trimmed(stored, self.config.history_chars)
         own = with_context(req, system, [])
-        turn = PendingTurn(session_id, request_messages(own, new_session=not known))
+        turn = PendingTurn(session_id, client_id,
+                           request_messages(own, new_session=not known))
         return OpenedSession(with_context(req, system, history), turn)
 
     async def save(self, turn: PendingTurn, reply: str) -> None:

@@ -28,8 +28,8 @@ async def test_a_pinned_chat_reaches_only_its_tier_and_is_stored(pipeline, tiers
     assert outcome.route.headers() == {"x-onlycs-route": "tier=kb; rule=pinned",
                                        "x-onlycs-session": "s-7"}
     assert [len(t.engine.bodies) for t in tiers.values()] == [0, 0, 1]
-    assert tiers["kb"].engine.bodies[0]["user"] == "s-7"
-    stored = pipeline.sessions.store.export("s-7")
+    assert tiers["kb"].engine.bodies[0]["user"] == "key-a/s-7"
+    stored = pipeline.sessions.store.export("key-a/s-7")
     assert [m["content"] for m in stored] == ["Where is my order?", "answer from kb"]
     assert pipeline.admission.in_flight == 0
 
@@ -42,7 +42,7 @@ async def test_a_stream_is_filtered_and_stored_before_done(pipeline, tiers) -> N
     events = [e async for e in outcome.events]
     assert "400-820-1234" not in "".join(events)
     assert pipeline.admission.in_flight == 0
-    assert pipeline.sessions.store.export("s-8")[-1]["content"] == "Call ************ now"
+    assert pipeline.sessions.store.export("key-a/s-8")[-1]["content"] == "Call ************ now"
 
 
 async def test_a_blocked_message_is_refused_without_any_engine(pipeline, tiers) -> None:
@@ -58,7 +58,7 @@ async def test_completions_and_channels_use_the_same_chain(pipeline, tiers) -> N
     responder = PipelineResponder(pipeline)
     text = await responder.reply("wecom", "wecom:u-1", "Where is my order?", None)
     assert text.startswith("answer from ")
-    assert pipeline.sessions.store.has_session("wecom:u-1")
+    assert pipeline.sessions.store.has_session("channel.wecom/wecom:u-1")
 
 
 async def test_the_http_layer_maps_the_outcome_and_labels_metrics_by_tier(pipeline) -> None:

@@ -24,11 +24,13 @@ def _ask(text: str, **extra: object) -> ChatRequest:
 
 async def test_a_saved_turn_comes_back_as_history_in_front_of_the_next(tmp_path: Path) -> None:
     stage = _stage(tmp_path)
-    first = await stage.open(_ask("Where is order 9?"), {SESSION_HEADER: "s-1"}, "formal")
+    first = await stage.open(_ask("Where is order 9?"), {SESSION_HEADER: "s-1"}, "key-a",
+                             "formal")
     assert first.request.messages[0].role == "system"  # the persona
-    assert first.turn is not None and first.turn.session_id == "s-1"
+    assert first.turn is not None and first.turn.session_id == "key-a/s-1"
+    assert first.turn.client_id == "s-1"
     await stage.save(first.turn, "It ships today.")
-    second = await stage.open(_ask("Thanks!"), {SESSION_HEADER: "s-1"}, None)
+    second = await stage.open(_ask("Thanks!"), {SESSION_HEADER: "s-1"}, "key-a", None)
     contents = [m.content for m in second.request.messages]
     assert contents[-3:] == ["Where is order 9?", "It ships today.", "Thanks!"]
     assert [m.role for m in second.turn.messages] == ["user"]  # system text stored once
@@ -39,11 +41,26 @@ async def test_bad_session_ids_and_unknown_personas_are_400(tmp_path: Path) -> N
     for headers, key_persona, param in (({SESSION_HEADER: "a b"}, None, SESSION_HEADER),
                                         ({}, "pirate", "persona")):
         with pytest.raises(APIError) as err:
-            await stage.open(_ask("hi"), headers, key_persona)
+            await stage.open(_ask("hi"), headers, "key-a", key_persona)
         assert (err.value.status, err.value.param) == (400, param)
 
 
 async def test_without_a_store_there_is_no_turn(tmp_path: Path) -> None:
     opened = await SessionStage(make_config(tmp_path).sessions, None).open(
-        _ask("hi", user="u-1"), {}, None)
+        _ask("hi", user="u-1"), {}, "key-a", None)
     assert opened.turn is None
+
+
+async def test_the_same_session_id_under_another_key_is_another_session(
+        tmp_path: Path) -> None:
+    stage = _stage(tmp_path)
+    mine = await stage.open(_ask("My address is 5 Elm St."), {SESSION_HEADER: "s-9"},
+                            "key-a", None)
+    await stage.save(mine.turn, "Noted.")
+    theirs = await stage.open(_ask("What did I tell you?"), {SESSION_HEADER: "s-9"},
+                              "key-b", None)
+    assert [m.content for m in theirs.request.messages] == ["What did I tell you?"]
+    await stage.save(theirs.turn, "Nothing yet.")
+    assert [m["content"] for m in stage.store.export("key-a/s-9")] == [
+        "My address is 5 Elm St.", "Noted."]
+    assert stage.store.sessions_named("s-9") == ["key-a/s-9", "key-b/s-9"]
