@@ -72,12 +72,14 @@ def test_tampered_record_is_reported_not_returned(appliance: Appliance) -> None:
     session = f"tamper-{uuid.uuid4().hex[:8]}"
     assert _chat(appliance, session, "original words").status_code == 200
     db = sqlite3.connect(_db(appliance), timeout=30)
-    sealed = db.execute("SELECT ciphertext FROM messages WHERE session_id = ? AND seq = 2",
-                        (session,)).fetchone()[0]
+    # Stored under the calling key: `<key id>/<session id>`.
+    stored, sealed = db.execute(
+        "SELECT session_id, ciphertext FROM messages WHERE substr(session_id, -?) = ? "
+        "AND seq = 2", (len(session) + 1, f"/{session}")).fetchone()
     flipped = bytes([sealed[0] ^ 1]) + sealed[1:]
     with db:
         db.execute("UPDATE messages SET ciphertext = ? WHERE session_id = ? AND seq = 2",
-                   (flipped, session))
+                   (flipped, stored))
     db.close()
     done = appliance.onlycs("conversations", "export", "--session", session)
     assert done.returncode == 2
