@@ -224,6 +224,9 @@ class StoreConfig(Section):
     cipher: Literal["aes-256-gcm", "sm4-gcm"] = Field(
         "aes-256-gcm", description="Record cipher; sm4-gcm for national-standard sites.")
     retention_days: float = Field(180, gt=0, description="`conversations purge` deletes older.")
+    busy_timeout_s: float = Field(
+        2.0, gt=0, le=60, description="How long a write waits for a store another process "
+        "holds (`purge`, `rotate-key`); then the request gets 503 with Retry-After.")
 
 
 class LoggingConfig(Section):

@@ -35,6 +35,10 @@ class StoredMessage:
     content: str
 
 
+class StoreBusy(Exception):
+    """The database is locked by another writer (or failed to start a transaction)."""
+
+
 class StoreError(Exception):
     pass
 
@@ -48,12 +52,15 @@ def _key_aad(key_id: int, algorithm: str) -> bytes:
 
 
 class ConversationStore:
-    def __init__(self, path: Path, master_key_file: Path, algorithm: str = "aes-256-gcm"):
+    def __init__(self, path: Path, master_key_file: Path, algorithm: str = "aes-256-gcm",
+                 busy_timeout_s: float = 5.0):
         self.algorithm = algorithm
         self._master = load_master_key(master_key_file)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection shared by the router's worker threads, guarded by a lock.
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # One connection shared by the router's worker threads, guarded by a lock; a write
+        # waits `busy_timeout_s` for another process's lock, then fails as StoreBusy.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                   timeout=busy_timeout_s)
         self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -198,7 +205,15 @@ class _Commit:
 
     def __enter__(self) -> _Commit:
         self._lock.acquire()
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            # Without this release the lock stayed held and every later write hung.
+            self._lock.release()
+            raise StoreBusy(str(exc)) from None
+        except BaseException:
+            self._lock.release()
+            raise
         return self
 
     def __exit__(self, kind: object, *_: object) -> None:

@@ -40,7 +40,8 @@ class RequestPipeline:
         self.access = AccessControl(config)
         store = config.store
         self.sessions = SessionStage(config.sessions, ConversationStore(
-            store.path, store.master_key_file, store.cipher) if store.enabled else None)
+            store.path, store.master_key_file, store.cipher, store.busy_timeout_s)
+            if store.enabled else None)
         self.decider = TierDecider(config)
         self.admission = Admission(config.tier_names, config.limits.max_pending_per_tier)
         self.adapters = AdapterControl(config, handles[config.lora.tier])

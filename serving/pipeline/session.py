@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kernel.config import SessionsConfig
-from kernel.conversations import ConversationStore, StoredMessage
+from kernel.conversations import ConversationStore, StoreBusy, StoredMessage
 from kernel.errors import APIError
 from serving.context import persona_name, persona_prompt, trimmed, with_context
 from serving.protocol import ChatRequest, content_text
@@ -24,6 +24,7 @@ from serving.protocol import ChatRequest, content_text
 logger = logging.getLogger(__name__)
 
 SESSION_HEADER = "x-session-id"
+STORE_BUSY_RETRY_AFTER_S = 2
 SESSION_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,128}$")
 
 
@@ -94,6 +95,11 @@ class SessionStage:
         try:
             await asyncio.to_thread(self.store.append_turn, turn.session_id,
                                     [*turn.messages, StoredMessage("assistant", reply)])
+        except StoreBusy:
+            logger.warning("conversation store busy (locked by another process)")
+            raise APIError(503, "the conversation store is busy; nothing was acknowledged, "
+                           "retry shortly", code="store_busy",
+                           headers={"Retry-After": str(STORE_BUSY_RETRY_AFTER_S)}) from None
         except Exception:
             logger.exception("conversation store write failed")
             raise APIError(500, "the conversation could not be stored; nothing was "

@@ -7,7 +7,9 @@ import json
 import os
 import signal
 import sqlite3
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -85,6 +87,34 @@ def test_tampered_record_is_reported_not_returned(appliance: Appliance) -> None:
     assert done.returncode == 2
     assert "message 2: ciphertext failed authentication" in done.stderr
     assert "original words" not in done.stdout + done.stderr
+
+
+def test_a_store_locked_by_another_process_gets_503s_never_a_hang(
+        appliance: Appliance) -> None:
+    """Another process (`purge`, `rotate-key`, a backup) holds the write lock for 10 s while
+    chats arrive: each gets its answer or a 503 with Retry-After, none hangs, and serving
+    resumes when the lock goes."""
+    sessions = [f"locked-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    holder = sqlite3.connect(_db(appliance), isolation_level=None, timeout=30)
+    holder.execute("BEGIN IMMEDIATE")
+    started = time.monotonic()
+    try:
+        with ThreadPoolExecutor(len(sessions)) as pool:
+            answers = list(pool.map(lambda s: _chat(appliance, s, "Are you open today?"),
+                                    sessions))
+        time.sleep(max(0.0, 10 - (time.monotonic() - started)))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    for response in answers:
+        assert response.status_code in (200, 503), response.text
+        if response.status_code == 503:
+            assert response.json()["error"]["code"] == "store_busy"
+            assert int(response.headers["retry-after"]) >= 1
+    assert any(r.status_code == 503 for r in answers)  # the lock was really in the way
+    after = f"unlocked-{uuid.uuid4().hex[:8]}"
+    assert _chat(appliance, after, "And tomorrow?").status_code == 200
+    assert [m["role"] for m in _export(appliance, after)] == ["system", "user", "assistant"]
 
 
 def _router_process(appliance: Appliance) -> psutil.Process:

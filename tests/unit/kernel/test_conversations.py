@@ -125,3 +125,29 @@ def test_rotation_by_another_process_is_picked_up(tmp_path: Path) -> None:
     admin.rotate_key()
     serving.append_turn("s", [StoredMessage("user", "after")])
     assert [m["content"] for m in admin.export("s")] == ["before", "after"]
+
+
+def test_a_store_locked_by_another_process_fails_fast_then_recovers(tmp_path: Path) -> None:
+    import threading
+
+    from kernel.conversations import StoreBusy
+    from kernel.crypto import create_master_key
+
+    create_master_key(tmp_path / "m.key")
+    store = ConversationStore(tmp_path / "c.db", tmp_path / "m.key", busy_timeout_s=0.2)
+    other = sqlite3.connect(tmp_path / "c.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # what `purge` or `rotate-key` holds while it runs
+    turn = [StoredMessage("user", "q"), StoredMessage("assistant", "a")]
+    with pytest.raises(StoreBusy):
+        store.append_turn("s", turn)
+    other.execute("ROLLBACK")
+    done = threading.Event()
+
+    def write() -> None:
+        store.append_turn("s", turn)
+        done.set()
+
+    # Before the fix the failed BEGIN left the store's own lock held: this write hung.
+    threading.Thread(target=write, daemon=True).start()
+    assert done.wait(10), "a write after a busy store hung"
+    assert [m["content"] for m in store.export("s")] == ["q", "a"]
