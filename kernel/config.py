@@ -101,7 +101,8 @@ class AppConfig(Section):
             "models": self.models.model_copy(update={"root": absolute(self.models.root)}),
             "logging": self.logging.model_copy(update={"dir": absolute(self.logging.dir)}),
             "security": self.security.model_copy(
-                update={"keys_file": absolute(self.security.keys_file)}),
+                update={"keys_file": absolute(self.security.keys_file),
+                        "admin_key_file": absolute(self.security.admin_key_file)}),
             "tls": self.tls.model_copy(update={"cert_file": absolute(self.tls.cert_file),
                                                "key_file": absolute(self.tls.key_file)}),
             "routing": self.routing.model_copy(update={

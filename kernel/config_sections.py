@@ -164,6 +164,10 @@ class SecurityConfig(Section):
     auth: Literal["auto", "on", "off"] = Field(
         "auto", description="Require API keys; `auto` = on unless bound to loopback.")
     keys_file: Path = Field(Path("var/keys.json"), description="Hashed API keys (0600).")
+    admin_key_file: Path = Field(
+        Path("var/admin.key"), description="Where `serve` writes the first admin key (0600) "
+        "when the keys file holds none; the CLI's admin commands read it when given no key. "
+        "Admin endpoints need an admin key whatever `auth` says.")
     metrics_require_key: bool = Field(
         False, description="Require an API key for /metrics (health endpoints stay open).")
     default_rpm: int = Field(600, ge=1, description="Requests per minute per key.")

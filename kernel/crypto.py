@@ -53,11 +53,16 @@ def new_data_key(algorithm: str) -> bytes:
     return secrets.token_bytes(KEY_BYTES[algorithm])
 
 
-def create_master_key(path: Path) -> None:
+def write_secret(path: Path, secret: str) -> None:
+    """A new file only its owner can read; never overwrites one (FileExistsError)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(secrets.token_hex(MASTER_KEY_BYTES) + "\n")
+        fh.write(secret + "\n")
+
+
+def create_master_key(path: Path) -> None:
+    write_secret(path, secrets.token_hex(MASTER_KEY_BYTES))
 
 
 def load_master_key(path: Path) -> bytes:

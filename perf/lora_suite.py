@@ -22,6 +22,8 @@ CONCURRENCY = 16
 MAX_TOKENS = 32
 ROUNDS = 3
 
+ADMIN_KEY_FILE = "var/admin.key"  # security.admin_key_file, relative to the config
+
 
 async def _burst(url: str, models: list[str]) -> float:
     body = {"max_tokens": MAX_TOKENS, "ignore_eos": True,
@@ -54,12 +56,14 @@ def _measure(adapter: Path, grouped: bool) -> tuple[dict[str, list[float]], list
                            "large": {"engine_args": {"enforce_eager": True}}}}
     with appliance(overrides) as (url, work, _):
         root = work / "adapters"
+        # Admin endpoints need an admin key even with keys off: the one `serve` wrote.
+        admin = {"authorization": f"Bearer {(work / ADMIN_KEY_FILE).read_text().strip()}"}
         load_to_serve = []
         for i in range(4):
             shutil.copytree(adapter, root / f"kb-{i}")
             started = time.perf_counter()
             httpx.post(f"{url}/admin/adapters", json={"name": f"kb-{i}", "path": f"kb-{i}"},
-                       timeout=600).raise_for_status()
+                       headers=admin, timeout=600).raise_for_status()
             httpx.post(f"{url}/v1/chat/completions", timeout=600, json={
                 "model": f"small:kb-{i}", "max_tokens": 1,
                 "messages": [{"role": "user", "content": "hi"}]}).raise_for_status()

@@ -48,9 +48,11 @@ class AccessControl:
         self.limits = RateLimiter(config.security.default_rpm, config.security.default_tpm)
 
     def caller(self, headers: Mapping[str, str], *, admin: bool = False) -> Caller:
-        """The authenticated caller, or a 401/403 APIError."""
-        if not self.required:
-            return Caller(ANONYMOUS, "admin")
+        """The authenticated caller, or a 401/403 APIError. Admin endpoints need an admin
+        key in every mode: with keys off on loopback every local user is a client, not an
+        admin (adapter loads, rule reloads, the running config)."""
+        if not self.required and not admin:
+            return Caller(ANONYMOUS, "client")
         presented = _bearer(headers)
         if presented is None:
             raise APIError(401, "Missing API key: send `Authorization: Bearer <key>`",

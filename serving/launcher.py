@@ -22,7 +22,7 @@ import psutil
 
 from kernel.config import AppConfig
 from kernel.conversations import ConversationStore
-from kernel.crypto import CryptoError, create_master_key
+from kernel.crypto import CryptoError, create_master_key, write_secret
 from kernel.keys import KeyFileError, KeyStore
 from kernel.logs import ray_logging_env, serve_logging
 from kernel.processes import wait_until
@@ -77,7 +77,29 @@ def preflight(config: AppConfig) -> list[str]:
         if not active:
             problems.append(f"security.keys_file: auth is on but {config.security.keys_file} "
                             "holds no active key; create one with `onlycs keys create`")
+    if not problems:
+        problems += _admin_key_problems(config)
     return problems
+
+
+def _admin_key_problems(config: AppConfig) -> list[str]:
+    """Admin endpoints need an admin key in every mode: make the first one if none exists."""
+    security = config.security
+    try:
+        keys = KeyStore(security.keys_file)
+        if any(k.active and k.scope == "admin" for k in keys.list()):
+            return []
+        if security.admin_key_file.exists():
+            return [f"security.admin_key_file: {security.admin_key_file} exists but "
+                    f"{security.keys_file} holds no active admin key; remove the stale file "
+                    "or create a key with `onlycs keys create --scope admin`"]
+        secret, _ = keys.create("first-admin", "admin")
+    except (KeyFileError, ValueError) as exc:
+        return [f"security.keys_file: {exc}"]
+    write_secret(security.admin_key_file, secret)
+    logger.warning("first admin key written to %s (mode 0600): admin endpoints and "
+                   "`onlycs lora load|unload|default|list` need it", security.admin_key_file)
+    return []
 
 
 def _store_problems(config: AppConfig) -> list[str]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.cli.common import CONFIG, load
+from kernel.config import AppConfig
 from onlycs.admin import AdminClient
 from onlycs.errors import APIStatusError
 
@@ -43,8 +44,16 @@ def admin_client(args: argparse.Namespace) -> AdminClient:
     config = load(args.config)
     scheme = "https" if config.tls.enabled else "http"
     url = args.url or f"{scheme}://{config.server.host}:{config.server.port}"
-    key = args.key or os.environ.get("ONLYCS_ADMIN_KEY")
+    key = args.key or os.environ.get("ONLYCS_ADMIN_KEY") or _key_file(config)
     return AdminClient(url, key, verify=str(args.ca) if args.ca else True)
+
+
+def _key_file(config: AppConfig) -> str | None:
+    """The first admin key `serve` wrote, when this user may read it."""
+    try:
+        return config.security.admin_key_file.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -91,7 +100,8 @@ def register(sub: Any) -> None:
     train.set_defaults(func=cmd_train)
     remote = argparse.ArgumentParser(add_help=False, parents=[CONFIG])
     remote.add_argument("--url", help="appliance URL (default: from the config)")
-    remote.add_argument("--key", help="admin API key (default: $ONLYCS_ADMIN_KEY)")
+    remote.add_argument("--key", help="admin API key (default: $ONLYCS_ADMIN_KEY, else "
+                        "security.admin_key_file)")
     remote.add_argument("--ca", type=Path, help="CA certificate for HTTPS")
     evaluate = lora.add_parser("eval", parents=[remote], help="held-out fact accuracy, base "
                                "vs adapter, through a running appliance")

@@ -29,7 +29,8 @@ def make_config(tmp_path: Path, **sections: Any) -> AppConfig:
     raw: dict[str, Any] = {
         "tiers": {name: {"model": str(model)} for name in TIERS},
         "store": {"path": str(tmp_path / "c.db"), "master_key_file": str(key)},
-        "security": {"keys_file": str(tmp_path / "keys.json")},
+        "security": {"keys_file": str(tmp_path / "keys.json"),
+                     "admin_key_file": str(tmp_path / "var" / "admin.key")},
         "lora": {"root": str(tmp_path / "adapters")},
     }
     for name, values in sections.items():

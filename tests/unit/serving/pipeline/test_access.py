@@ -44,3 +44,18 @@ def test_each_key_has_its_own_budget_and_is_told_when_to_retry(tmp_path: Path) -
         access.charge(first, 10)
     assert err.value.status == 429 and int(err.value.headers["Retry-After"]) >= 1
     access.charge(other, 10)  # another key is not slowed down
+
+
+def test_with_keys_off_clients_are_open_and_admin_still_needs_an_admin_key(
+        tmp_path: Path) -> None:
+    config = make_config(tmp_path, security={"auth": "off"})
+    keys = KeyStore(config.security.keys_file)
+    client, _ = keys.create("client", "client")
+    admin, _ = keys.create("admin", "admin")
+    access = AccessControl(config)
+    assert access.caller({}).scope == "client"
+    for headers, status in (({}, 401), ({"authorization": f"Bearer {client}"}, 403)):
+        with pytest.raises(APIError) as err:
+            access.caller(headers, admin=True)
+        assert err.value.status == status
+    assert access.caller({"authorization": f"Bearer {admin}"}, admin=True).scope == "admin"
