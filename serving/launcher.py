@@ -93,10 +93,14 @@ def _admin_key_problems(config: AppConfig) -> list[str]:
             return [f"security.admin_key_file: {security.admin_key_file} exists but "
                     f"{security.keys_file} holds no active admin key; remove the stale file "
                     "or create a key with `onlycs keys create --scope admin`"]
+        security.admin_key_file.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(security.admin_key_file.parent, os.W_OK):
+            return [f"security.admin_key_file: cannot write {security.admin_key_file}; create "
+                    "an admin key with `onlycs keys create --scope admin`"]
         secret, _ = keys.create("first-admin", "admin")
-    except (KeyFileError, ValueError) as exc:
+        write_secret(security.admin_key_file, secret)
+    except (KeyFileError, ValueError, OSError) as exc:
         return [f"security.keys_file: {exc}"]
-    write_secret(security.admin_key_file, secret)
     logger.warning("first admin key written to %s (mode 0600): admin endpoints and "
                    "`onlycs lora load|unload|default|list` need it", security.admin_key_file)
     return []
