@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
+
+# Budgets tracked at once. A bucket idle for a minute is full again, as good as new, so the
+# least recently used go first: chat-channel users (one budget each, and anyone can make up
+# new ones) cannot grow the table without bound.
+MAX_TRACKED = 100_000
 
 
 @dataclass
@@ -43,10 +49,11 @@ class KeyBudget:
 
 
 class RateLimiter:
-    def __init__(self, default_rpm: int, default_tpm: int):
+    def __init__(self, default_rpm: int, default_tpm: int, max_tracked: int = MAX_TRACKED):
         self.default_rpm = default_rpm
         self.default_tpm = default_tpm
-        self._budgets: dict[str, KeyBudget] = {}
+        self.max_tracked = max_tracked
+        self._budgets: OrderedDict[str, KeyBudget] = OrderedDict()
 
     def admit(self, key_id: str, tokens: int, *, rpm: int | None = None,
               tpm: int | None = None) -> float:
@@ -56,6 +63,10 @@ class RateLimiter:
             budget = KeyBudget(TokenBucket(rpm or self.default_rpm),
                                TokenBucket(tpm or self.default_tpm))
             self._budgets[key_id] = budget
+            while len(self._budgets) > self.max_tracked:
+                self._budgets.popitem(last=False)
+        else:
+            self._budgets.move_to_end(key_id)
         now = time.monotonic()
         wait = max(budget.requests.wait_for(1, now), budget.tokens.wait_for(tokens, now))
         if wait == 0:

@@ -44,3 +44,15 @@ def test_token_buckets_refuse_then_say_when_to_retry() -> None:
 def test_auth_defaults_to_on_off_loopback() -> None:
     assert not AppConfig().auth_required
     assert AppConfig(server=ServerConfig(host="0.0.0.0")).auth_required
+
+
+def test_budgets_of_many_callers_stay_bounded_and_a_busy_key_stays_limited() -> None:
+    from kernel.ratelimit import RateLimiter
+
+    limiter = RateLimiter(default_rpm=2, default_tpm=10_000, max_tracked=50)
+    assert limiter.admit("busy", 1) == 0 and limiter.admit("busy", 1) == 0
+    for i in range(1_000):  # e.g. made-up chat-channel users
+        limiter.admit(f"forged-{i}", 1)
+        limiter.admit("busy", 1)  # used all along: never the least recently used
+    assert len(limiter._budgets) == 50
+    assert limiter.admit("busy", 1) > 0
