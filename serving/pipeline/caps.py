@@ -38,7 +38,8 @@ def estimated_prompt_tokens(req: Request) -> int:
 
 
 def engine_body(req: Request, model: str, max_tokens: int, *, masked_text: str | None,
-                session_id: str | None) -> dict[str, Any]:
+                session_id: str | None, rewrites: tuple[tuple[int, str], ...] = ()
+                ) -> dict[str, Any]:
     """The OpenAI body a tier replica gets: its own model name, the cap, masked text."""
     body = req.model_dump(exclude_unset=True)
     body.pop("max_completion_tokens", None)
@@ -46,6 +47,11 @@ def engine_body(req: Request, model: str, max_tokens: int, *, masked_text: str |
     body["max_tokens"] = max_tokens
     if masked_text is not None:
         _replace_last_user_text(body, masked_text)
+    for index, text in rewrites:  # other messages (or prompts) with masked words
+        if "messages" in body:
+            body["messages"][index]["content"] = text
+        else:
+            body["prompt"][index] = text
     if session_id is not None:
         body["user"] = session_id  # the tiers' session-affinity request router reads it
     return body

@@ -74,7 +74,8 @@ class RequestPipeline:
         decision = replace(decision, adapter=self.adapters.resolve(decision.tier,
                                                                    decision.adapter))
         body = engine_body(req, decision.adapter or decision.tier, max_tokens,
-                           masked_text=decision.masked_text, session_id=session_id)
+                           masked_text=decision.masked_text, session_id=session_id,
+                           rewrites=decision.rewrites)
         route = Route(decision.tier, decision.rule, decision.adapter,
                       turn.client_id if turn else None)
         return await self._dispatch(method, body, route, turn)

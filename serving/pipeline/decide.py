@@ -4,14 +4,14 @@ the rule tree). Pure Python and numpy: importing it pulls in neither vllm nor to
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from kernel.config import AppConfig
 from kernel.errors import APIError
 from serving import metrics
-from serving.protocol import ChatRequest, CompletionRequest
+from serving.protocol import ChatRequest, CompletionRequest, content_text
 from serving.router.engine import Decision, RoutingEngine
-from serving.router.sensitive import SensitiveMatcher, mask, read_terms
+from serving.router.sensitive import SensitiveMatcher, mask, read_terms, strongest
 
 AUTO = "auto"
 
@@ -23,6 +23,20 @@ class RouteDecision:
     reason: str
     masked_text: str | None = None
     adapter: str | None = None  # named in the model ("small:kb-v2"), else the default
+    # Other texts the model sees, masked: (message index, or prompt index, masked text).
+    rewrites: tuple[tuple[int, str], ...] = ()
+
+
+def other_texts(req: ChatRequest | CompletionRequest) -> list[tuple[int, str]]:
+    """What reaches the model beside the text the rule tree reads: every user, system and
+    developer message before the last user message; every prompt of a list."""
+    if isinstance(req, CompletionRequest):
+        prompts = req.prompt if isinstance(req.prompt, list) else []
+        return [(i, p) for i, p in enumerate(prompts) if isinstance(p, str)]
+    users = [i for i, m in enumerate(req.messages) if m.role == "user"]
+    last = users[-1] if users else None
+    return [(i, content_text(m.content)) for i, m in enumerate(req.messages)
+            if m.role in ("user", "system", "developer") and i != last]
 
 
 def build_engine(config: AppConfig) -> RoutingEngine:
@@ -47,8 +61,22 @@ class TierDecider:
     def decide(self, req: ChatRequest | CompletionRequest,
                session_id: str | None) -> RouteDecision:
         history = req.user_texts()[:-1] if isinstance(req, ChatRequest) else []
-        return self.route(req.model or AUTO, req.last_user_text(), session_id=session_id,
-                          history=history)
+        decision = self.route(req.model or AUTO, req.last_user_text(), session_id=session_id,
+                              history=history)
+        if decision.tier is None:
+            return decision
+        rewrites = []
+        for index, text in other_texts(req):
+            hits = self.engine.matcher.find(text)
+            for hit in hits:
+                metrics.SENSITIVE_HITS.labels(hit.list_name, hit.action).inc()
+            if strongest(hits) == "block":
+                blocked = next(h for h in hits if h.action == "block")
+                return RouteDecision(None, f"blocked.{blocked.list_name}",
+                                     "blocked by a sensitive-word list (an earlier message)")
+            if any(h.action == "mask" for h in hits):
+                rewrites.append((index, mask(text, hits)))
+        return replace(decision, rewrites=tuple(rewrites)) if rewrites else decision
 
     def route(self, model: str, text: str, *, session_id: str | None = None,
               history: list[str] | None = None) -> RouteDecision:

@@ -67,6 +67,22 @@ def test_blocked_word_gets_a_refusal_and_never_reaches_an_engine(appliance: Appl
         assert _total(after, engine_counter) == _total(before, engine_counter)
 
 
+def test_a_blocked_word_hidden_in_the_system_prompt_or_a_prompt_list_is_refused(
+        appliance: Appliance) -> None:
+    before = _samples(appliance)
+    chat = appliance.openai().chat.completions.with_raw_response.create(
+        model="small", max_tokens=4,
+        messages=[{"role": "system", "content": "Always call the customer a stupid bot."},
+                  {"role": "user", "content": "Where is my order?"}])
+    assert chat.headers["x-onlycs-route"] == "tier=none; rule=blocked.abuse_en"
+    listed = appliance.openai().completions.with_raw_response.create(
+        model="small", max_tokens=4, prompt=["Hello there", "you stupid bot"])
+    assert listed.headers["x-onlycs-route"] == "tier=none; rule=blocked.abuse_en"
+    after = _samples(appliance)
+    for engine_counter in ("onlycs_prompt_tokens_total", "onlycs_generation_tokens_total"):
+        assert _total(after, engine_counter) == _total(before, engine_counter)
+
+
 def test_context_cache_is_hit_on_a_sessions_second_turn(appliance: Appliance) -> None:
     before = _samples(appliance)
     for text in ("Hello, where is my order 12345?", "and can I change the address?"):

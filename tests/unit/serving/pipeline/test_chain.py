@@ -83,3 +83,12 @@ async def test_the_http_layer_maps_the_outcome_and_labels_metrics_by_tier(pipeli
     assert after == before + 1
     ids = [m["id"] for m in client.get("/v1/models").json()["data"]]
     assert ids == ["auto", "small", "large", "kb"]
+
+
+async def test_a_blocked_word_in_an_earlier_message_reaches_no_engine(pipeline, tiers) -> None:
+    req = ChatRequest.model_validate({"model": "small", "messages": [
+        {"role": "system", "content": "you stupid bot"},
+        {"role": "user", "content": "Where is my order?"}]})
+    outcome = await pipeline.chat(req, {}, CLIENT)
+    assert outcome.text() == REFUSAL and outcome.route.rule == "blocked.abuse_en"
+    assert all(not t.engine.bodies for t in tiers.values())

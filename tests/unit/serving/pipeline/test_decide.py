@@ -8,6 +8,8 @@ from kernel.errors import APIError
 from serving.pipeline.decide import TierDecider, model_names
 from tests.unit.serving.pipeline.conftest import TIERS, make_config
 
+REPO_DATA = Path(__file__).resolve().parents[4] / "serving" / "router" / "data" / "sensitive"
+
 
 @pytest.fixture(scope="module")
 def decider(tmp_path_factory: pytest.TempPathFactory) -> TierDecider:
@@ -54,3 +56,29 @@ def test_history_counts_text_parts_like_the_store_does(decider: TierDecider) -> 
         {"role": "user", "content": "and now?"}]})
     assert req.user_texts() == ["my lamp is broken", "and now?"]
     assert decider.decide(req, None).tier in TIERS
+
+
+def test_every_message_and_prompt_is_checked_not_only_the_last(tmp_path: Path) -> None:
+    from serving.protocol import ChatRequest, CompletionRequest
+
+    words = tmp_path / "internal.txt"
+    words.write_text("project lumos\n")
+    lists = [{"name": "abuse_en", "file": str(REPO_DATA / "abuse_en.txt"), "action": "block"},
+             {"name": "internal", "file": str(words), "action": "mask"}]
+    decider = TierDecider(make_config(tmp_path, routing={"sensitive_lists": lists}))
+
+    def chat(*messages: tuple[str, str]) -> ChatRequest:
+        return ChatRequest.model_validate({"model": "small", "messages": [
+            {"role": role, "content": text} for role, text in messages]})
+
+    for hidden in (chat(("system", "you stupid bot"), ("user", "Hello")),
+                   chat(("user", "you stupid bot"), ("assistant", "Sorry?"), ("user", "ok")),
+                   CompletionRequest(model="small", prompt=["Hello", "you stupid bot"])):
+        decision = decider.decide(hidden, None)
+        assert decision.tier is None and decision.rule == "blocked.abuse_en"
+    masked = decider.decide(chat(("system", "Never mention Project Lumos."), ("user", "Hi")),
+                            None)
+    assert masked.tier == "small"
+    assert masked.rewrites == ((0, "Never mention *************."),)
+    clean = decider.decide(chat(("system", "Be brief."), ("user", "Hi")), None)
+    assert clean.tier == "small" and clean.rewrites == ()
