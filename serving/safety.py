@@ -45,9 +45,9 @@ class OutputFilter:
                       if h.action in ("mask", "block")]
         return found
 
-    def mask(self, text: str) -> str:
+    def mask(self, text: str, spans: list[tuple[int, int]] | None = None) -> str:
         chars = list(text)
-        for start, end in self.spans(text):
+        for start, end in self.spans(text) if spans is None else spans:
             chars[start:end] = "*" * (end - start)
         return "".join(chars)
 
@@ -85,7 +85,8 @@ class StreamMasker:
     def feed(self, piece: str) -> str:
         text = self._context + self._pending + piece
         first = len(self._context)
-        spans = self._filter.spans(text) + [m.span() for p in PATTERNS for m in p.finditer(text)]
+        masked = self._filter.spans(text)  # what whole-text masking masks, computed once
+        spans = masked + [m.span() for p in PATTERNS for m in p.finditer(text)]
         cut = self._filter.hold_from(text, first)
         # Never cut inside a match: the rest alone would no longer match.
         moved = True
@@ -95,7 +96,7 @@ class StreamMasker:
                 if start < cut < end:
                     cut, moved = start, True
         cut = max(cut, first)
-        ready = self._filter.mask(text)[first:cut]
+        ready = self._filter.mask(text, masked)[first:cut]
         self._context = text[max(0, cut - CONTEXT):cut]
         self._pending = text[cut:]
         return ready

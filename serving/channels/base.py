@@ -83,6 +83,7 @@ class ChannelAdapter(abc.ABC):
             logger.info("channel %s ignored a %s", self.name, parsed.what)
             counted(self.name, "ignored")
             return self.acknowledge()
+        # A list, not a generator: every id is recorded, even after the first seen one.
         if not all([self.seen.first_time(key) for key in parsed.message_ids]):
             logger.info("channel %s: resent message %s ignored", self.name,
                         parsed.message_ids[0])
