@@ -14,6 +14,7 @@ from kernel.channel_config import ChannelsConfig
 from kernel.config_sections import (
     DEFAULT_MODEL_NAME,
     TIER_DEFAULTS,
+    KnowledgeConfig,
     LimitsConfig,
     LoggingConfig,
     LoraConfig,
@@ -34,7 +35,8 @@ from kernel.config_sections import (
 
 __all__ = [
     "DEFAULT_MODEL_NAME", "TIER_DEFAULTS", "TIER_NAME", "AppConfig", "ChannelsConfig",
-    "ConfigError", "LimitsConfig", "LoggingConfig", "LoraConfig", "ModelsConfig", "Persona",
+    "ConfigError", "KnowledgeConfig", "LimitsConfig", "LoggingConfig", "LoraConfig",
+    "ModelsConfig", "Persona",
     "RayConfig", "RoutingConfig", "Section", "SecurityConfig", "ServerConfig", "SessionsConfig",
     "StoreConfig", "TLSConfig", "TierConfig", "WordList", "load_config", "tiers_with_defaults",
 ]
@@ -61,6 +63,7 @@ class AppConfig(Section):
     lora: LoraConfig = Field(default_factory=LoraConfig)
     channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+    knowledge: KnowledgeConfig = Field(default_factory=KnowledgeConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -110,6 +113,9 @@ class AppConfig(Section):
                 "sensitive_lists": [w.model_copy(update={"file": absolute(w.file)})
                                     for w in self.routing.sensitive_lists]}),
             "lora": self.lora.model_copy(update={"root": absolute(self.lora.root)}),
+            "knowledge": self.knowledge.model_copy(update={
+                "dir": absolute(self.knowledge.dir),
+                "seed_file": absolute(self.knowledge.seed_file)}),
             "store": self.store.model_copy(update={
                 "path": absolute(self.store.path),
                 "master_key_file": absolute(self.store.master_key_file)}),

@@ -191,6 +191,8 @@ class TLSConfig(Section):
 
 class Persona(Section):
     system: str = Field(description="System prompt that sets the agent's voice and role.")
+    greeting: str = Field("", description="Put before a knowledge-base answer (kb mode).")
+    closing: str = Field("", description="Put after a knowledge-base answer (kb mode).")
 
 
 def _default_personas() -> dict[str, Persona]:
@@ -251,3 +253,31 @@ class RayConfig(Section):
         "local", description="`local`: start a private Ray instance with the appliance. "
         "`auto` or `HOST:PORT`: join a running cluster (systemd/onlycs-ray-head.service), "
         "so tier replicas can be placed on worker nodes.")
+
+
+class KnowledgeConfig(Section):
+    """The served knowledge base: answers about the shop's facts come from it."""
+
+    enabled: bool = Field(True, description="false: no retrieval; every request is `open`.")
+    seed_file: Path | None = Field(
+        None, description="The knowledge base published as version 1 when `dir` holds none "
+        "(JSONL, CSV or Markdown); unset: the shipped Lumen Home knowledge base.")
+    dir: Path = Field(Path("var/kb"), description="Published versions live here (one file "
+                      "each, and CURRENT naming the one in force).")
+    dense: bool = Field(True, description="Fuse the multilingual embedder with BM25 "
+                        "(false: BM25 alone).")
+    kb_similarity: float = Field(0.92, ge=0, le=1, description="Dense similarity an entry "
+                                 "about no named product needs for a verbatim (kb) answer.")
+    kb_margin: float = Field(0.01, ge=0, le=1, description="Lead over the next entry a kb "
+                             "answer needs.")
+    grounded_similarity: float = Field(0.86, ge=0, le=1, description="Below it, no entry "
+                                       "is relevant: a fact question is abstained.")
+    grounded_entries: int = Field(3, ge=1, le=10, description="Entries put in a grounded "
+                                  "prompt.")
+    history_turns: int = Field(2, ge=0, le=10, description="Earlier user turns of the "
+                               "session read for names a follow-up leaves out.")
+    abstain_en: str = Field(
+        "I'm sorry, I don't have that information. I can connect you with a colleague who "
+        "can help: just say \"human\".", description="The abstain reply in English.")
+    abstain_zh: str = Field("抱歉，我暂时没有这方面的信息。如需帮助，我可以为您转接人工客服，"
+                            "请回复“人工”。", description="The abstain reply in Chinese.")

@@ -96,6 +96,22 @@ ENGINE_UP = Gauge(
 CHANNEL_MESSAGES = Counter(
     "onlycs_channel_messages", "Chat-platform callbacks by channel and outcome (replied "
     "inline or later, duplicate, ignored, rejected, delivery_failed).", ["channel", "outcome"])
+KB_ANSWERS = Counter(
+    "onlycs_knowledge_answers", "Chat answers by knowledge-base mode (kb, grounded, abstain, open).",
+    ["mode"])
+KB_CORRECTIONS = Counter(
+    "onlycs_knowledge_fact_guard_corrections", "Grounded answers the fact guard replaced, by what "
+    "replaced them (entry: the best entry's answer; abstain: the abstain reply).",
+    ["replacement"])
+KB_RETRIEVAL = Histogram(
+    "onlycs_knowledge_retrieval_seconds", "Knowledge-base retrieval and mode choice per request.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1))
+KB_VERSION = Gauge(
+    "onlycs_knowledge_version_info", "1 for the knowledge-base version a replica serves.",
+    ["version"], multiprocess_mode="max")
+KB_ENTRIES = Gauge(
+    "onlycs_knowledge_entries", "Entries in the knowledge-base version in force.",
+    multiprocess_mode="max")
 BUILD_INFO = Gauge(
     "onlycs_build_info", "Constant 1, labelled with version and profile.",
     ["version", "profile"], multiprocess_mode="max")

@@ -13,28 +13,38 @@ REFUSAL = ("I'm sorry, I can't help with that message. Please rephrase it and I'
 MODEL = "onlycs-safety"
 
 
-def refusal_body(req: Any, text: str) -> dict[str, Any]:
+def refusal_body(req: Any, text: str, *, model: str = MODEL,
+                 finish_reason: str = "content_filter") -> dict[str, Any]:
     created, rid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex}"
     if hasattr(req, "messages"):
-        choice = {"index": 0, "finish_reason": "content_filter",
+        choice = {"index": 0, "finish_reason": finish_reason,
                   "message": {"role": "assistant", "content": text}}
         kind = "chat.completion"
     else:
-        choice = {"index": 0, "finish_reason": "content_filter", "text": text}
+        choice = {"index": 0, "finish_reason": finish_reason, "text": text}
         kind = "text_completion"
-    return {"id": rid, "object": kind, "created": created, "model": MODEL, "choices": [choice],
+    return {"id": rid, "object": kind, "created": created, "model": model, "choices": [choice],
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}
 
 
-async def refusal_stream(req: Any, text: str) -> AsyncIterator[str]:
-    body = refusal_body(req, text)
+async def refusal_stream(req: Any, text: str, *, model: str = MODEL,
+                         finish_reason: str = "content_filter") -> AsyncIterator[str]:
+    """The whole text as SSE: a role chunk, the content, then the finish reason, the way
+    an engine's stream ends."""
+    body = refusal_body(req, text, model=model, finish_reason=finish_reason)
     chat = body["object"] == "chat.completion"
-    delta = {"role": "assistant", "content": text} if chat else None
-    choice = ({"index": 0, "delta": delta, "finish_reason": "content_filter"} if chat
-              else {"index": 0, "text": text, "finish_reason": "content_filter"})
-    chunk = {"id": body["id"], "object": "chat.completion.chunk" if chat else "text_completion",
-             "created": body["created"], "model": MODEL, "choices": [choice]}
-    yield f"data: {json.dumps(chunk)}\n\n"
+    base = {"id": body["id"], "object": "chat.completion.chunk" if chat else "text_completion",
+            "created": body["created"], "model": model}
+    if chat:
+        pieces = [{"role": "assistant", "content": ""}, {"content": text}]
+        for delta in pieces:
+            choice = {"index": 0, "delta": delta, "finish_reason": None}
+            yield f"data: {json.dumps(base | {'choices': [choice]}, ensure_ascii=False)}\n\n"
+        last = {"index": 0, "delta": {}, "finish_reason": finish_reason}
+    else:
+        last = {"index": 0, "text": text, "finish_reason": finish_reason}
+    chunk = base | {"choices": [last]}
+    yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
     options = getattr(req, "stream_options", None)
     if options is not None and options.include_usage:
         yield f"data: {json.dumps(chunk | {'choices': [], 'usage': body['usage']})}\n\n"

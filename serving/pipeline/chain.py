@@ -1,8 +1,11 @@
 """The request path, top to bottom. A newcomer reads this file to know what happens to a
 request; each step is one stage object (this folder) with its own unit tests.
 
-    parse and cap -> authenticate and rate -> session -> decide -> admit -> dispatch
-    -> relay and filter -> store
+    parse and cap -> authenticate and rate -> session -> decide -> ground -> admit
+    -> dispatch -> relay and filter (fact guard when grounded) -> store
+
+Ground asks the knowledge base: a `kb` or `abstain` answer is the appliance's own and
+no engine sees the request; a `grounded` one reaches the tier with the entries in its prompt.
 
 Authentication happens before the body is parsed (an HTTP dependency, so a caller without a
 key learns nothing from 400s); the chain charges the caller's budget once the request is
@@ -18,13 +21,16 @@ from typing import Any
 
 from kernel.config import AppConfig
 from kernel.conversations import ConversationStore
+from knowledge.service import Answer
 from serving import metrics
 from serving.access import AccessControl, Caller
 from serving.adapters import AdapterControl
+from serving.context import persona_name
 from serving.pipeline.admission import Admission
 from serving.pipeline.caps import Request, RequestCaps, engine_body, estimated_prompt_tokens
 from serving.pipeline.decide import RouteDecision, TierDecider
 from serving.pipeline.dispatch import TierDispatcher
+from serving.pipeline.ground import KB_MODEL, KnowledgeStage
 from serving.pipeline.outcome import Outcome, Reply, Route, StreamReply
 from serving.pipeline.relay import relay
 from serving.pipeline.session import PendingTurn, SessionStage
@@ -34,7 +40,8 @@ from serving.safety import OutputFilter, mask_response
 
 
 class RequestPipeline:
-    def __init__(self, config: AppConfig, handles: Mapping[str, Any]):
+    def __init__(self, config: AppConfig, handles: Mapping[str, Any],
+                 knowledge: KnowledgeStage | None = None):
         self.config = config
         self.caps = RequestCaps(config.limits)
         self.access = AccessControl(config)
@@ -47,13 +54,15 @@ class RequestPipeline:
         self.adapters = AdapterControl(config, handles[config.lora.tier])
         self.dispatcher = TierDispatcher(handles)
         self.output_filter = OutputFilter(self.decider.engine.matcher)
+        self.knowledge = knowledge if knowledge is not None else KnowledgeStage(config)
 
     async def chat(self, req: ChatRequest, headers: Mapping[str, str],
                    caller: Caller) -> Outcome:
         max_tokens = self.caps.max_tokens(req)
         self.admission.check_open()
         session = await self.sessions.open(req, headers, caller.session_owner, caller.persona)
-        return await self._answer("chat", session.request, max_tokens, caller, session.turn)
+        return await self._answer("chat", session.request, max_tokens, caller, session.turn,
+                                  persona_name(headers, req, caller.persona))
 
     async def completion(self, req: CompletionRequest, caller: Caller) -> Outcome:
         max_tokens = self.caps.max_tokens(req)
@@ -61,13 +70,18 @@ class RequestPipeline:
         return await self._answer("completions", req, max_tokens, caller, None)
 
     async def _answer(self, method: str, req: Request, max_tokens: int, caller: Caller,
-                      turn: PendingTurn | None) -> Outcome:
+                      turn: PendingTurn | None, persona: str | None = None) -> Outcome:
         session_id = turn.session_id if turn else None
         started = time.perf_counter()
         decision = self.decider.decide(req, session_id)
         metrics.ROUTER_DECISION.observe(time.perf_counter() - started)
         if decision.tier is None:
             return await self._refuse(req, decision, turn)
+        answer = (await self.knowledge.consult(req, decision)
+                  if isinstance(req, ChatRequest) else None)
+        if answer is not None and answer.mode in ("kb", "abstain"):
+            self.access.charge(caller, estimated_prompt_tokens(req))
+            return await self._answer_itself(req, decision, answer, turn, persona)
         self.admission.admit(decision.tier)
         self.access.charge(caller, estimated_prompt_tokens(req) + max_tokens * req.n)
         metrics.ROUTING_DECISIONS.labels(decision.tier, decision.rule).inc()
@@ -77,8 +91,62 @@ class RequestPipeline:
                            masked_text=decision.masked_text, session_id=session_id,
                            rewrites=decision.rewrites)
         route = Route(decision.tier, decision.rule, decision.adapter,
-                      turn.client_id if turn else None)
+                      turn.client_id if turn else None,
+                      mode=answer.mode if answer else None,
+                      sources=tuple(answer.sources()) if answer else ())
+        if answer is not None and answer.mode == "grounded":
+            self.knowledge.ground_body(body, answer)
+            return await self._grounded(req, body, route, turn, answer)
         return await self._dispatch(method, body, route, turn)
+
+    async def _answer_itself(self, req: Request, decision: RouteDecision, answer: Answer,
+                             turn: PendingTurn | None, persona: str | None) -> Outcome:
+        """kb and abstain: the appliance answers; no engine is called."""
+        text = self.knowledge.reply_text(answer, persona)
+        rule = "knowledge" if answer.mode == "kb" else "knowledge.abstain"
+        route = Route(None, rule, None, turn.client_id if turn else None, mode=answer.mode,
+                      sources=tuple(answer.sources()))
+        metrics.ROUTING_DECISIONS.labels("none", rule).inc()
+        if turn is not None:
+            await self.sessions.save(turn, text)
+        if req.stream:
+            return StreamReply(refusal_stream(req, text, model=KB_MODEL,
+                                              finish_reason="stop"), route)
+        return Reply(200, refusal_body(req, text, model=KB_MODEL, finish_reason="stop"), route)
+
+    async def _grounded(self, req: Request, body: dict[str, Any], route: Route,
+                        turn: PendingTurn | None, answer: Answer) -> Outcome:
+        """The tier's whole answer is checked before a byte leaves: a stream is generated
+        in full, guarded, then sent as SSE."""
+        body["stream"] = False
+        body.pop("stream_options", None)
+        tier = route.tier
+        assert tier is not None
+        self.admission.begin(tier)
+        try:
+            opened = await self.dispatcher.open(tier, "chat", body)
+        finally:
+            self.admission.end(tier)
+        result = opened.result
+        assert result is not None
+        if result["status"] != 200:
+            return Reply(result["status"], result["body"], route)
+        question = req.last_user_text()
+        for choice in result["body"].get("choices", []):
+            message = choice.get("message") or {}
+            text, replaced = self.knowledge.guard(message.get("content") or "", question,
+                                                  answer)
+            if replaced is not None:
+                message["content"] = text
+                choice["finish_reason"] = "stop"
+        mask_response(self.output_filter, result["body"])
+        reply = Reply(200, result["body"], route)
+        if turn is not None:
+            await self.sessions.save(turn, reply.text())
+        if req.stream:
+            return StreamReply(refusal_stream(req, reply.text(), model=result["body"].get(
+                "model", route.tier), finish_reason="stop"), route)
+        return reply
 
     async def _dispatch(self, method: str, body: dict[str, Any], route: Route,
                         turn: PendingTurn | None) -> Outcome:

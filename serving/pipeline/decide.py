@@ -25,6 +25,7 @@ class RouteDecision:
     adapter: str | None = None  # named in the model ("small:kb-v2"), else the default
     # Other texts the model sees, masked: (message index, or prompt index, masked text).
     rewrites: tuple[tuple[int, str], ...] = ()
+    intent: str | None = None  # the fast classifier's, for the knowledge base's mode choice
 
 
 def other_texts(req: ChatRequest | CompletionRequest) -> list[tuple[int, str]]:
@@ -96,7 +97,8 @@ class TierDecider:
             return RouteDecision(None, decision.rule, "blocked by a sensitive-word list")
         if model != AUTO:
             return RouteDecision(model, "pinned", f"client asked for model {model!r}", masked,
-                                 adapter or None)
+                                 adapter or None, intent=decision.intent)
         reason = " -> ".join(f"{s.feature}={s.value:.3g} {'>' if s.went == 'then' else '<='} "
                              f"{s.threshold:g}" for s in decision.path) or "default"
-        return RouteDecision(decision.tier, decision.rule, reason, masked)
+        return RouteDecision(decision.tier, decision.rule, reason, masked,
+                             intent=decision.intent)

@@ -19,10 +19,18 @@ class Route:
     rule: str
     adapter: str | None = None
     session_id: str | None = None
+    mode: str | None = None  # the knowledge base's answer mode; None: not consulted
+    sources: tuple[str, ...] = ()  # kb:<entry>@v<version> the answer came from
 
     def header(self) -> str:
         route = f"tier={self.tier or 'none'}; rule={self.rule}"
-        return f"{route}; adapter={self.adapter}" if self.adapter else route
+        if self.adapter:
+            route += f"; adapter={self.adapter}"
+        if self.mode:
+            route += f"; mode={self.mode}"
+        if self.sources:
+            route += f"; sources={','.join(self.sources)}"
+        return route
 
     def headers(self) -> dict[str, str]:
         headers = {ROUTE_HEADER: self.header()}

@@ -7,7 +7,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from serving import metrics
 
 ALLOWED_LABELS = {"endpoint", "tier", "status", "rule", "version", "profile", "list",
-                  "action", "result", "event", "adapter", "channel", "outcome"}
+                  "action", "result", "event", "adapter", "channel", "outcome", "mode", "replacement", "version"}
 
 
 def _all_metrics() -> list:

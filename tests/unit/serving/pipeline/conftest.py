@@ -32,6 +32,8 @@ def make_config(tmp_path: Path, **sections: Any) -> AppConfig:
         "security": {"keys_file": str(tmp_path / "keys.json"),
                      "admin_key_file": str(tmp_path / "var" / "admin.key")},
         "lora": {"root": str(tmp_path / "adapters")},
+        # The chain's own tests run without the knowledge base; test_ground.py turns it on.
+        "knowledge": {"enabled": False, "dir": str(tmp_path / "kb")},
     }
     for name, values in sections.items():
         raw[name] = raw.get(name, {}) | values

@@ -1,0 +1,113 @@
+"""A knowledge-base entry and a knowledge base (one immutable version of all entries)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Language = Literal["en", "zh"]
+LANGUAGES: tuple[Language, ...] = ("en", "zh")
+MAX_TEXT_CHARS = 4000  # one answer or question; a 10 MB "entry" is a mistake, not a fact
+MAX_ENTRIES = 100_000
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def language_of(text: str) -> Language:
+    return "zh" if _CJK.search(text) else "en"
+
+
+class Entry(BaseModel):
+    """One fact: the questions it answers and its answer, per language."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(description="Stable id: lowercase letters, digits, '.', '_' and '-'.")
+    questions: dict[Language, list[str]] = Field(
+        description="Questions this entry answers, per language ('en', 'zh').")
+    answers: dict[Language, str] = Field(description="The verified answer, per language.")
+    tags: list[str] = Field(default_factory=list)
+    product: str | None = Field(None, description="The product the entry is about, if any.")
+    mentions: list[str] = Field(
+        default_factory=list,
+        description="Names a question (or its session) must contain for this entry to answer "
+        "it: a product's or a city's names. Empty: any question may match.")
+
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("must be 1-80 of a-z, 0-9, '.', '_', '-', starting with a letter "
+                             "or digit")
+        return value
+
+    @field_validator("answers")
+    @classmethod
+    def _answers(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            raise ValueError("needs an answer in at least one language")
+        for lang, text in value.items():
+            if not text.strip():
+                raise ValueError(f"the {lang} answer is empty")
+            if len(text) > MAX_TEXT_CHARS:
+                raise ValueError(f"the {lang} answer has {len(text)} characters; at most "
+                                 f"{MAX_TEXT_CHARS}")
+        return value
+
+    @field_validator("questions")
+    @classmethod
+    def _questions(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for lang, texts in value.items():
+            for text in texts:
+                if not text.strip():
+                    raise ValueError(f"an empty {lang} question")
+                if len(text) > MAX_TEXT_CHARS:
+                    raise ValueError(f"a {lang} question has {len(text)} characters; at most "
+                                     f"{MAX_TEXT_CHARS}")
+        return value
+
+    @model_validator(mode="after")
+    def _every_answer_has_a_question(self) -> Entry:
+        for lang in self.answers:
+            if not self.questions.get(lang):
+                raise ValueError(f"the {lang} answer has no {lang} question")
+        return self
+
+    @property
+    def languages(self) -> tuple[Language, ...]:
+        return tuple(lang for lang in LANGUAGES if lang in self.answers)
+
+    def answer(self, lang: Language) -> str:
+        """The answer in `lang`, else in the entry's first language."""
+        return self.answers.get(lang) or self.answers[self.languages[0]]
+
+    def texts(self) -> list[str]:
+        """What retrieval indexes: every question, and each answer (facts are words too)."""
+        return [q for lang in self.languages for q in self.questions.get(lang, [])] + [
+            self.answers[lang] for lang in self.languages]
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    """One published version: entries by id, in file order."""
+
+    version: int
+    entries: tuple[Entry, ...]
+    by_id: dict[str, Entry] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_id", {e.id: e for e in self.entries})
+
+    @classmethod
+    def of(cls, version: int, entries: Iterable[Entry]) -> KnowledgeBase:
+        return cls(version, tuple(entries))
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def source(self, entry: Entry) -> str:
+        return f"kb:{entry.id}@v{self.version}"

@@ -1,0 +1,167 @@
+"""The shipped knowledge base of the fictional shop Lumen Home, in English and Chinese.
+
+`knowledge/data/lumen-home.jsonl` is generated from these tables (`python -m knowledge.lumen`)
+so that every fact has one source and both languages state the same number.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+SHIPPED = Path(__file__).parent / "data" / "lumen-home.jsonl"
+
+# name: (price in euros, power, warranty years)
+PRODUCTS = {
+    "Aurora desk lamp": ("49.90", "8 W", 3), "Halo floor lamp": ("129.00", "15 W", 3),
+    "Nova bedside lamp": ("35.50", "5 W", 2), "Pixel smart bulb": ("12.90", "9 W", 2),
+    "Drift lamp shade": ("19.90", None, 1), "Ribbon LED strip": ("24.90", "12 W", 2),
+    "Orbit ceiling light": ("89.00", "24 W", 5), "Ember table lamp": ("59.00", "7 W", 3),
+    "Lumi night light": ("9.90", "1 W", 1), "Beacon outdoor lantern": ("79.00", "10 W", 5),
+    "Comet reading lamp": ("44.00", "6 W", 3), "Dune wall sconce": ("65.00", "9 W", 3),
+    "Echo pendant light": ("99.00", "18 W", 5), "Fable kids lamp": ("29.90", "4 W", 2),
+    "Glow candle bulb": ("7.90", "4 W", 1), "Harbor desk lamp": ("74.00", "10 W", 3),
+    "Iris floor lamp": ("149.00", "20 W", 5), "Jade table lamp": ("54.00", "7 W", 2),
+    "Kite clip lamp": ("19.90", "5 W", 1), "Loop LED panel": ("119.00", "30 W", 5),
+}
+KINDS_ZH = {
+    "desk lamp": "台灯", "floor lamp": "落地灯", "bedside lamp": "床头灯",
+    "smart bulb": "智能灯泡", "lamp shade": "灯罩", "LED strip": "LED灯带",
+    "ceiling light": "吸顶灯", "table lamp": "桌灯", "night light": "小夜灯",
+    "outdoor lantern": "户外灯", "reading lamp": "阅读灯", "wall sconce": "壁灯",
+    "pendant light": "吊灯", "kids lamp": "儿童灯", "candle bulb": "蜡烛灯泡",
+    "clip lamp": "夹灯", "LED panel": "LED面板灯",
+}
+COLORS = ["white", "black", "brass", "sage green", "terracotta"]
+COLORS_ZH = {"white": "白色", "black": "黑色", "brass": "黄铜色", "sage green": "鼠尾草绿",
+             "terracotta": "陶土色"}
+CITIES = {  # name: (Chinese name, delivery days)
+    "Shanghai": ("上海", 2), "Berlin": ("柏林", 5), "Austin": ("奥斯汀", 6),
+    "Shenzhen": ("深圳", 2), "Lyon": ("里昂", 5), "Chengdu": ("成都", 3),
+    "Tokyo": ("东京", 4), "Sydney": ("悉尼", 7), "Madrid": ("马德里", 5),
+    "Toronto": ("多伦多", 6), "Seoul": ("首尔", 4), "Milan": ("米兰", 5),
+}
+# id: (English questions, English answer, Chinese questions, Chinese answer, tags)
+POLICIES: dict[str, tuple[list[str], str, list[str], str, list[str]]] = {
+    "support-hours": (
+        ["What are your customer support hours?", "When can I reach customer support?"],
+        "Lumen Home support is open 24/7, every day of the year.",
+        ["客服的服务时间是什么？"], "Lumen Home 客服全年无休，24/7 在线。", ["support"]),
+    "support-phone": (
+        ["What is the support phone number?", "How do I call customer service?"],
+        "Call Lumen Home support at 400-820-1234.",
+        ["客服电话是多少？"], "请拨打 Lumen Home 客服电话 400-820-1234。", ["support"]),
+    "return-window": (
+        ["How long is the return window?", "How many days do I have to send something back?"],
+        "You can return any item within 45 days of delivery.",
+        ["退货期限是多久？"], "收货后 45 天内可以退回任何商品。", ["returns"]),
+    "refund-time": (
+        ["How long does a refund take?", "When will I get my money back?"],
+        "Refunds reach your account within 7 business days after we receive the return.",
+        ["退款需要多长时间？"], "我们收到退货后，退款会在 7 个工作日内到账。", ["returns"]),
+    "free-shipping": (
+        ["When is shipping free?", "Is there a minimum for free delivery?"],
+        "Shipping is free on orders over 60 euros.",
+        ["什么情况下免运费？"], "订单满 60 欧元免运费。", ["shipping"]),
+    "express": (
+        ["Do you offer express shipping?", "How much is next-day delivery?"],
+        "Express shipping costs 9.90 euros and arrives the next business day.",
+        ["有加急快递吗？"], "加急快递收费 9.90 欧元，下一个工作日送达。", ["shipping"]),
+    "warranty-claim": (
+        ["How do I make a warranty claim?", "My lamp broke under warranty, what do I do?"],
+        "Email warranty@lumenhome.example with your order number and a photo of the fault.",
+        ["怎么申请保修？"],
+        "请把订单号和故障照片发邮件到 warranty@lumenhome.example。", ["warranty"]),
+    "payment": (
+        ["Which payment methods do you accept?", "What cards can I use?"],
+        "We accept Visa, Mastercard, PayPal, Alipay and WeChat Pay.",
+        ["支持哪些付款方式？"], "我们支持 Visa、Mastercard、PayPal、支付宝和微信支付。",
+        ["payment"]),
+    "gift-cards": (
+        ["Do you sell gift cards?", "Do your gift cards expire?"],
+        "Yes, Lumen Home gift cards come in 25, 50 and 100 euros and never expire.",
+        ["你们卖礼品卡吗？"], "有的，Lumen Home 礼品卡面额为 25、50 和 100 欧元，永不过期。",
+        ["payment"]),
+    "store": (
+        ["Where is your flagship store?", "What is your store's address?"],
+        "The Lumen Home flagship store is at 88 Lantern Road, Shanghai.",
+        ["你们的旗舰店在哪里？"], "Lumen Home 旗舰店位于上海灯笼路 88 号（88 Lantern Road）。",
+        ["store"]),
+    "cancel": (
+        ["Can I cancel my order?", "How do I stop an order I just placed?"],
+        "You can cancel free of charge until the order ships, usually within 12 hours.",
+        ["可以取消订单吗？"], "订单发货前可以免费取消，通常在下单后 12 小时内发货。", ["orders"]),
+    "price-match": (
+        ["Do you match lower prices?", "Do you price match?"],
+        "Lumen Home matches any lower price from an authorised retailer for 14 days.",
+        ["你们有保价吗？"], "14 天内，如授权零售商的价格更低，Lumen Home 会按更低价格补差。",
+        ["pricing"]),
+}
+
+
+def _entry(entry_id: str, en_q: list[str], en_a: str, zh_q: list[str], zh_a: str,
+           tags: list[str], product: str | None = None,
+           mentions: list[str] | None = None) -> dict:
+    row: dict = {"id": entry_id, "questions": {"en": en_q, "zh": zh_q},
+                 "answers": {"en": en_a, "zh": zh_a}, "tags": tags}
+    if product:
+        row["product"] = product
+    if mentions:
+        row["mentions"] = mentions
+    return row
+
+
+def _zh_name(name: str) -> str:
+    brand, kind = name.split(" ", 1)
+    return f"{brand} {KINDS_ZH[kind]}"
+
+
+def entries() -> list[dict]:
+    out = [_entry(i, *fields) for i, fields in POLICIES.items()]
+    for index, (name, (price, watts, years)) in enumerate(PRODUCTS.items()):
+        key = name.lower().replace(" ", "-")
+        zh = _zh_name(name)
+        brand = name.split(" ")[0]
+        names = [name, zh, brand]
+        colors = [COLORS[index % 5], COLORS[(index + 2) % 5]]
+        zh_colors = "和".join(COLORS_ZH[c] for c in colors)
+        power_en = f"The {name} uses {watts}." if watts else \
+            f"The {name} is a shade only: it uses no bulb of its own."
+        power_zh = f"{zh} 的功率为 {watts}。" if watts else f"{zh} 只是灯罩，本身不带灯泡。"
+        out += [
+            _entry(f"{key}-colors", [f"Which colors does the {name} come in?",
+                                     f"What colors can I choose for the {name}?"],
+                   f"The {name} comes in {colors[0]} and {colors[1]}.",
+                   [f"{zh} 有哪些颜色？", f"{zh} 有什么颜色可选？"], f"{zh} 有{zh_colors}可选。",
+                   ["colors"], name, names),
+            _entry(f"{key}-price", [f"How much does the {name} cost?",
+                                    f"What is the price of the {name}?"],
+                   f"The {name} costs {price} euros.",
+                   [f"{zh} 多少钱？", f"{zh} 的售价是多少？"], f"{zh} 售价 {price} 欧元。", ["price"],
+                   name, names),
+            _entry(f"{key}-power", [f"What is the wattage of the {name}?",
+                                    f"How much power does the {name} use?"], power_en,
+                   [f"{zh} 的功率是多少？", f"{zh} 用多少瓦？"], power_zh, ["power"], name,
+                   names),
+            _entry(f"{key}-warranty", [f"What is the warranty on the {name}?",
+                                       f"How long is the {name} guaranteed?"],
+                   f"The {name} has a {years} year{'s' if years > 1 else ''} warranty.",
+                   [f"{zh} 保修多久？", f"{zh} 的保修期是多长？"], f"{zh} 保修 {years} 年。",
+                   ["warranty"], name, names),
+        ]
+    for city, (city_zh, days) in CITIES.items():
+        out.append(_entry(
+            f"delivery-{city.lower()}", [f"How long does delivery to {city} take?",
+                                         f"How many days until an order reaches {city}?"],
+            f"Delivery to {city} takes {days} days.", [f"寄到{city_zh}要多久？",
+                                                       f"送货到{city_zh}需要几天？"],
+            f"寄到{city_zh}需要 {days} 天。", ["delivery"], None, [city, city_zh]))
+    return out
+
+
+if __name__ == "__main__":
+    SHIPPED.parent.mkdir(parents=True, exist_ok=True)
+    rows = entries()
+    SHIPPED.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
+                       encoding="utf-8")
+    print(f"wrote {len(rows)} entries to {SHIPPED}")

@@ -1,0 +1,89 @@
+"""Which answer mode a question gets, from retrieval confidence (thresholds in
+`[knowledge]` of the config), and why, in words `router explain` and `kb explain` print.
+
+- kb: one entry matches confidently and unambiguously; its verified answer is the reply.
+- grounded: relevant entries, none confidently alone; they ground the tier's prompt and the
+  fact guard checks the answer.
+- abstain: a factual question and no relevant entry; say so and offer a colleague.
+- open: not a question about the shop's facts; the tiers answer as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from knowledge.retrieval import Hit
+
+Mode = Literal["kb", "grounded", "abstain", "open"]
+MODES: tuple[Mode, ...] = ("kb", "grounded", "abstain", "open")
+# Router intents that are no question for the knowledge base: greetings and insults get the
+# tiers' small talk, and an order's status lives in the order system, not in shop facts.
+SMALL_TALK_INTENTS = frozenset({"chitchat", "abuse", "order_status"})
+# Intents the large tier handles; facts may still ground it, but never a verbatim answer.
+CONVERSATION_INTENTS = frozenset({"complaint", "multi_step", "human_handoff"})
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    kb_similarity: float = 0.92  # dense cosine of the best entry, for a kb answer
+    kb_margin: float = 0.01  # fused-score lead over the next entry on the same subject
+    grounded_similarity: float = 0.86  # below this nothing is relevant
+    grounded_entries: int = 3
+
+
+@dataclass(frozen=True)
+class ModeChoice:
+    mode: Mode
+    reason: str
+    entries: tuple[Hit, ...] = ()  # kb: the one entry; grounded: the prompt's entries
+
+    @property
+    def best(self) -> Hit | None:
+        return self.entries[0] if self.entries else None
+
+
+def choose(hits: list[Hit], intent: str | None, limits: Thresholds) -> ModeChoice:
+    allowed = [h for h in hits if h.eligible]
+    if intent in SMALL_TALK_INTENTS and not _confident(allowed, limits):
+        return ModeChoice("open", f"intent {intent}: no fact question")
+    if not allowed:
+        return _no_answer(intent, "no entry in the knowledge base")
+    top = allowed[0]
+    subject = bool(top.entry.mentions)
+    rivals = [h for h in allowed[1:] if bool(h.entry.mentions) == subject]
+    margin = top.score - rivals[0].score if rivals else 1.0
+    stranger = max((h.score for h in hits if not h.eligible), default=0.0)
+    if not subject and stranger >= top.score:
+        # The question reads most like an entry about a product or city it does not name:
+        # "how much is the Zephyr desk?", "delivery to Cairo?". We do not know that one.
+        return _no_answer(intent, f"best match is about another subject ({stranger:.3f} >= "
+                          f"{top.score:.3f}): the question names something the knowledge "
+                          "base does not hold")
+    relevant = subject or top.dense >= limits.grounded_similarity
+    if not relevant:
+        return _no_answer(intent, f"best entry {top.entry.id} similarity {top.dense:.3f} < "
+                          f"{limits.grounded_similarity}")
+    same = [top, *[h for h in rivals if (h.entry.mentions and
+                                         set(h.entry.mentions) & set(top.entry.mentions))
+                   or not subject]][:limits.grounded_entries]
+    why = (f"{top.entry.id}: similarity {top.dense:.3f}, score {top.score:.3f}, lead "
+           f"{margin:.3f}" + (", subject named" if subject else ""))
+    confident = margin >= limits.kb_margin and (subject or top.dense >= limits.kb_similarity)
+    if confident and intent not in CONVERSATION_INTENTS:
+        return ModeChoice("kb", f"one confident entry ({why})", (top,))
+    if intent in CONVERSATION_INTENTS:
+        return ModeChoice("grounded", f"intent {intent}: the tier answers, grounded ({why})",
+                          tuple(same))
+    return ModeChoice("grounded", f"relevant but not decisive ({why})", tuple(same))
+
+
+def _confident(allowed: list[Hit], limits: Thresholds) -> bool:
+    return (bool(allowed) and bool(allowed[0].entry.mentions)) or (
+        bool(allowed) and allowed[0].dense >= limits.kb_similarity)
+
+
+def _no_answer(intent: str | None, why: str) -> ModeChoice:
+    if intent in CONVERSATION_INTENTS or intent in SMALL_TALK_INTENTS:
+        return ModeChoice("open", f"intent {intent}; {why}")
+    return ModeChoice("abstain", f"a fact question; {why}")

@@ -1,0 +1,147 @@
+"""Hybrid retrieval over one knowledge-base version: BM25 (bm25s) on word tokens and Chinese
+character n-grams, fused with dense cosine similarity from the multilingual embedder.
+
+Every question and answer of an entry is indexed on its own; an entry scores its best text.
+The fused score is `dense_weight * cosine + (1 - dense_weight) * lexical`, where `lexical` is
+BM25 divided by the BM25 of the query's own tokens against the index (how much of the
+question's weight the entry covers, 0..1) so that both halves are absolute, not per-query ranks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import bm25s
+import numpy as np
+
+from knowledge.embedder import Embedder
+from knowledge.entries import Entry, KnowledgeBase
+from knowledge.mentions import MentionIndex, eligible
+from knowledge.tokens import tokens
+
+DENSE_WEIGHT = 0.6
+
+
+@dataclass(frozen=True)
+class Hit:
+    entry: Entry
+    score: float  # fused, 0..1
+    dense: float
+    lexical: float
+    text: str  # the indexed text that matched best
+    eligible: bool = True  # False: the entry is about a name the question does not mention
+
+
+class EmbeddingCache:
+    """Embeddings by text, shared across versions: publishing one changed entry embeds only
+    that entry's texts, not the whole knowledge base again."""
+
+    def __init__(self, embedder: Embedder):
+        self.embedder = embedder
+        self._rows: dict[str, np.ndarray] = {}
+
+    def passages(self, texts: list[str], kinds: list[bool]) -> np.ndarray:
+        keys = [hashlib.sha1(f"{q}:{t}".encode()).hexdigest() for t, q in zip(texts, kinds,
+                                                                                strict=True)]
+        missing = [i for i, k in enumerate(keys) if k not in self._rows]
+        for query_side in (True, False):
+            todo = [i for i in missing if kinds[i] == query_side]
+            if not todo:
+                continue
+            batch = [texts[i] for i in todo]
+            rows = (self.embedder.queries(batch) if query_side
+                    else self.embedder.passages(batch))
+            for i, row in zip(todo, rows, strict=True):
+                self._rows[keys[i]] = row
+        if not keys:
+            return np.zeros((0, self.embedder.dim), dtype=np.float32)
+        return np.stack([self._rows[k] for k in keys])
+
+
+class Retriever:
+    def __init__(self, kb: KnowledgeBase, cache: EmbeddingCache | None,
+                 dense_weight: float = DENSE_WEIGHT):
+        self.kb = kb
+        self.dense_weight = dense_weight if cache is not None else 0.0
+        self.cache = cache
+        self.mentions = MentionIndex(kb.entries)
+        texts, owners, query_side = [], [], []
+        for index, entry in enumerate(kb.entries):
+            questions = [q for lang in entry.languages for q in entry.questions.get(lang, [])]
+            for text in entry.texts():
+                texts.append(text)
+                owners.append(index)
+                query_side.append(text in questions)
+        self.texts = texts
+        self.owners = np.asarray(owners, dtype=np.int64)
+        stripped = [self.mentions.strip(t) for t in texts]
+        corpus = [tokens(t) or ["\0"] for t in stripped]
+        self.bm25 = bm25s.BM25()
+        self.bm25.index(corpus, show_progress=False)
+        frequency = Counter(word for doc in corpus for word in set(doc))
+        self._idf = {w: math.log(1 + (len(corpus) - df + 0.5) / (df + 0.5))
+                     for w, df in frequency.items()}
+        self._max_idf = math.log(1 + (len(corpus) + 0.5) / 0.5)
+        self._avg_length = sum(map(len, corpus)) / max(len(corpus), 1)
+        self.vectors = cache.passages(stripped, query_side) if cache is not None else None
+
+    def search(self, text: str, top_k: int = 5, context: str = "") -> list[Hit]:
+        """Rank entries for `text`; names in `context` (the session's earlier turns) count as
+        mentioned when `text` itself names none ("and how much is it?")."""
+        if not self.kb.entries:
+            return []
+        named = set(self.mentions.find(text)) or set(self.mentions.find(context))
+        text = self.mentions.strip(text)
+        words = tokens(text)
+        lexical = np.zeros(len(self.texts), dtype=np.float32)
+        if words:
+            raw = self.bm25.get_scores(words)
+            best = max(float(raw.max()) if raw.size else 0.0, self._self_score(words))
+            lexical = np.asarray(raw, dtype=np.float32) / best if best > 0 else lexical
+        dense = np.zeros(len(self.texts), dtype=np.float32)
+        if self.vectors is not None and self.cache is not None:
+            dense = self.vectors @ self.cache.embedder.queries([text])[0]
+        fused = self.dense_weight * dense + (1 - self.dense_weight) * np.minimum(lexical, 1.0)
+        # Entries about the named subject rank first, then entries about no particular name,
+        # then entries about a name the question does not mention (listed for `explain`).
+        tier = np.fromiter((self._tier(self.kb.entries[o], named) for o in self.owners),
+                           dtype=np.int8, count=len(self.owners))
+        allowed = tier < 2
+        order = np.lexsort((-fused, tier))
+        # top_k of the allowed entries, and the best few of the others (for their scores).
+        best_text: dict[int, int] = {}
+        counts = [0, 0]
+        for position in order:
+            owner = int(self.owners[position])
+            kind = int(not allowed[position])
+            if owner not in best_text and counts[kind] < top_k:
+                best_text[owner] = int(position)
+                counts[kind] += 1
+                if counts[0] == top_k and counts[1] == top_k:
+                    break
+        return [Hit(self.kb.entries[owner], float(fused[p]), float(dense[p]),
+                    float(min(lexical[p], 1.0)), self.texts[p], bool(allowed[p]))
+                for owner, p in best_text.items()]
+
+    @staticmethod
+    def _tier(entry: Entry, named: set[str]) -> int:
+        if not entry.mentions:
+            return 1
+        return 0 if eligible(entry, named) else 2
+
+    def _self_score(self, words: list[str]) -> float:
+        """BM25 (Lucene form, as bm25s scores) of a text made of exactly the query's tokens:
+        the most any indexed text could score. A word the index has never seen counts at the
+        highest idf, so a question about something unknown ("delivery to Cairo") is never
+        fully covered by any entry."""
+        k1, b = self.bm25.k1, self.bm25.b
+        length = len(words)
+        norm = k1 * (1 - b + b * length / self._avg_length)
+        total = 0.0
+        for word, count in Counter(words).items():
+            idf = self._idf.get(word, self._max_idf)
+            total += idf * count * (k1 + 1) / (count + norm)
+        return total

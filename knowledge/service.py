@@ -1,0 +1,110 @@
+"""The knowledge base a replica serves: the version in force with its retriever, swapped
+whole on publish. A request takes `snapshot()` once and answers from it to the end, so a
+publish mid-request never mixes two versions in one answer."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kernel.config import KnowledgeConfig
+from knowledge.embedder import E5Small
+from knowledge.entries import Entry, KnowledgeBase, Language, language_of
+from knowledge.files import read_file
+from knowledge.lumen import SHIPPED
+from knowledge.modes import ModeChoice, Thresholds, choose
+from knowledge.retrieval import EmbeddingCache, Hit, Retriever
+from knowledge.versions import VersionStore
+
+RECHECK_S = 1.0  # how often a replica looks whether another published a new version
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    kb: KnowledgeBase
+    retriever: Retriever
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What retrieval decided for one question, on one version."""
+
+    choice: ModeChoice
+    version: int
+    lang: Language
+    hits: tuple[Hit, ...]
+    seconds: float
+
+    @property
+    def mode(self) -> str:
+        return self.choice.mode
+
+    def sources(self) -> list[str]:
+        return [f"kb:{h.entry.id}@v{self.version}" for h in self.choice.entries]
+
+
+class KnowledgeService:
+    def __init__(self, config: KnowledgeConfig, embedder_cache: EmbeddingCache | None = None):
+        self.config = config
+        self.store = VersionStore(config.dir)
+        self.thresholds = Thresholds(config.kb_similarity, config.kb_margin,
+                                     config.grounded_similarity, config.grounded_entries)
+        self.cache = embedder_cache if embedder_cache is not None else (
+            EmbeddingCache(E5Small()) if config.dense else None)
+        self._lock = threading.Lock()
+        self._checked = 0.0
+        version = self.store.current_version()
+        if version is None:
+            version = self.store.publish(read_file(config.seed_file or SHIPPED))
+        self._snapshot = self._build(self.store.load(version))
+
+    def _build(self, kb: KnowledgeBase) -> Snapshot:
+        return Snapshot(kb, Retriever(kb, self.cache))
+
+    def snapshot(self) -> Snapshot:
+        now = time.monotonic()
+        if now - self._checked >= RECHECK_S:
+            self._checked = now
+            version = self.store.current_version()
+            if version is not None and version != self._snapshot.kb.version:
+                self.reload(version)
+        return self._snapshot
+
+    def reload(self, version: int) -> Snapshot:
+        with self._lock:
+            if version != self._snapshot.kb.version:
+                self._snapshot = self._build(self.store.load(version))
+        return self._snapshot
+
+    def publish(self, entries: list[Entry]) -> int:
+        """Index first, then make it current: a version that cannot be indexed never serves."""
+        with self._lock:
+            version = max(self.store.versions(), default=0) + 1
+            snapshot = self._build(KnowledgeBase.of(version, entries))
+            written = self.store.publish(entries)
+            assert written == version
+            self._snapshot = snapshot
+        return version
+
+    def rollback(self, version: int) -> int:
+        self.store.point(version)
+        self.reload(version)
+        return version
+
+    def answer(self, question: str, intent: str | None, context: str = "",
+               snapshot: Snapshot | None = None, top_k: int = 5) -> Answer:
+        started = time.perf_counter()
+        snap = snapshot or self.snapshot()
+        hits = snap.retriever.search(question, top_k, context=context)
+        choice = choose(hits, intent, self.thresholds)
+        return Answer(choice, snap.kb.version, language_of(question), tuple(hits),
+                      time.perf_counter() - started)
+
+    def abstain_text(self, lang: Language) -> str:
+        return self.config.abstain_zh if lang == "zh" else self.config.abstain_en
+
+
+def import_file(path: Path) -> list[Entry]:
+    return read_file(path)

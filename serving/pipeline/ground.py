@@ -1,0 +1,90 @@
+"""Ground: what the knowledge base says about a chat request. The answer mode decides the
+rest of the path: `kb` and `abstain` are answered here without an engine; `grounded` puts
+the entries into the tier's prompt and checks the tier's answer with the fact guard."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from kernel.config import AppConfig
+from knowledge.entries import Entry
+from knowledge.guard import check
+from knowledge.prompt import grounding
+from knowledge.service import Answer, KnowledgeService
+from serving import metrics
+from serving.pipeline.decide import RouteDecision
+from serving.protocol import ChatRequest
+
+KB_MODEL = "onlycs-kb"
+
+
+class KnowledgeStage:
+    def __init__(self, config: AppConfig, service: KnowledgeService | None = None):
+        self.config = config.knowledge
+        self.personas = config.sessions.personas
+        self.service = service if service is not None or not self.config.enabled else \
+            KnowledgeService(self.config)
+        self._shown_version: int | None = None
+
+    async def consult(self, req: ChatRequest, decision: RouteDecision) -> Answer | None:
+        if self.service is None:
+            return None
+        texts = req.user_texts()
+        earlier = texts[:-1][-self.config.history_turns:] if self.config.history_turns else []
+        # The embedding is C code that lets go of the GIL: other requests go on meanwhile.
+        answer = await asyncio.to_thread(self.service.answer, texts[-1], decision.intent,
+                                         " ".join(reversed(earlier)))
+        metrics.KB_RETRIEVAL.observe(answer.seconds)
+        metrics.KB_ANSWERS.labels(answer.mode).inc()
+        self._show_version(answer.version)
+        return answer
+
+    def _show_version(self, version: int) -> None:
+        if version != self._shown_version:
+            if self._shown_version is not None:
+                metrics.KB_VERSION.labels(str(self._shown_version)).set(0)
+            metrics.KB_VERSION.labels(str(version)).set(1)
+            assert self.service is not None
+            metrics.KB_ENTRIES.set(len(self.service.snapshot().kb))
+            self._shown_version = version
+
+    def reply_text(self, answer: Answer, persona: str | None) -> str:
+        """kb: the entry's verified answer in the question's language, in the persona's
+        greeting and closing; abstain: the configured reply."""
+        if answer.mode == "abstain":
+            assert self.service is not None
+            return self.service.abstain_text(answer.lang)
+        best = answer.choice.best
+        assert best is not None
+        text = best.entry.answer(answer.lang)
+        template = self.personas.get(persona) if persona else None
+        if template is not None:
+            text = " ".join(p for p in (template.greeting, text, template.closing) if p)
+        return text
+
+    @staticmethod
+    def ground_body(body: dict[str, Any], answer: Answer) -> None:
+        """Put the grounding in front: merged into the first system message, or a new one."""
+        text = grounding([h.entry for h in answer.choice.entries], answer.lang)
+        messages = body["messages"]
+        if messages and messages[0].get("role") in ("system", "developer") and isinstance(
+                messages[0].get("content"), str):
+            messages[0] = {**messages[0], "content": f"{messages[0]['content']}\n\n{text}"}
+        else:
+            messages.insert(0, {"role": "system", "content": text})
+
+    def guard(self, text: str, question: str, answer: Answer) -> tuple[str, str | None]:
+        """The text to send, and what replaced it (None: it passed)."""
+        entries: list[Entry] = [h.entry for h in answer.choice.entries]
+        sources = [question, *(t for e in entries for t in e.texts())]
+        if check(text, sources).passed:
+            return text, None
+        best = answer.choice.best
+        assert self.service is not None
+        if best is not None and (best.entry.mentions or best.dense >= self.config.kb_similarity):
+            replacement, kind = best.entry.answer(answer.lang), "entry"
+        else:
+            replacement, kind = self.service.abstain_text(answer.lang), "abstain"
+        metrics.KB_CORRECTIONS.labels(kind).inc()
+        return replacement, kind
