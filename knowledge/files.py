@@ -84,7 +84,7 @@ def _entry(row: dict[str, Any], name: str | Path, line: int) -> Entry:
         return Entry.model_validate(row)
     except ValidationError as exc:
         error = exc.errors()[0]
-        field = ".".join(str(p) for p in error["loc"]) or None
+        field = ".".join(str(p) for p in error["loc"] if p != "[key]") or None
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown field"

@@ -46,7 +46,8 @@ class Answer:
 
 
 class KnowledgeService:
-    def __init__(self, config: KnowledgeConfig, embedder_cache: EmbeddingCache | None = None):
+    def __init__(self, config: KnowledgeConfig, embedder_cache: EmbeddingCache | None = None,
+                 *, read_only: bool = False):
         self.config = config
         self.store = VersionStore(config.dir)
         self.thresholds = Thresholds(config.kb_similarity, config.kb_margin,
@@ -56,9 +57,16 @@ class KnowledgeService:
         self._lock = threading.Lock()
         self._checked = 0.0
         version = self.store.current_version()
+        if version is None and read_only:  # a CLI look before the first start: the seed
+            self._snapshot = self._build(KnowledgeBase.of(0, read_file(self.seed)))
+            return
         if version is None:
-            version = self.store.publish(read_file(config.seed_file or SHIPPED))
+            version = self.store.publish(read_file(self.seed))
         self._snapshot = self._build(self.store.load(version))
+
+    @property
+    def seed(self) -> Path:
+        return self.config.seed_file or SHIPPED
 
     def _build(self, kb: KnowledgeBase) -> Snapshot:
         return Snapshot(kb, Retriever(kb, self.cache))
@@ -105,6 +113,3 @@ class KnowledgeService:
     def abstain_text(self, lang: Language) -> str:
         return self.config.abstain_zh if lang == "zh" else self.config.abstain_en
 
-
-def import_file(path: Path) -> list[Entry]:
-    return read_file(path)

@@ -8,6 +8,7 @@ import sys
 
 from appliance.cli import (
     conversations,
+    kb,
     keys,
     lora,
     models,
@@ -19,7 +20,7 @@ from kernel.crypto import CryptoError
 from kernel.keys import KeyFileError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-GROUPS = (operations, models, keys, conversations, router, lora)
+GROUPS = (operations, models, keys, conversations, router, lora, kb)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,7 +30,7 @@ from serving.pipeline.admission import Admission
 from serving.pipeline.caps import Request, RequestCaps, engine_body, estimated_prompt_tokens
 from serving.pipeline.decide import RouteDecision, TierDecider
 from serving.pipeline.dispatch import TierDispatcher
-from serving.pipeline.ground import KB_MODEL, KnowledgeStage
+from serving.pipeline.ground import KB_MODEL, KNOWLEDGE_HEADER, KnowledgeStage
 from serving.pipeline.outcome import Outcome, Reply, Route, StreamReply
 from serving.pipeline.relay import relay
 from serving.pipeline.session import PendingTurn, SessionStage
@@ -62,7 +62,8 @@ class RequestPipeline:
         self.admission.check_open()
         session = await self.sessions.open(req, headers, caller.session_owner, caller.persona)
         return await self._answer("chat", session.request, max_tokens, caller, session.turn,
-                                  persona_name(headers, req, caller.persona))
+                                  persona_name(headers, req, caller.persona),
+                                  headers.get(KNOWLEDGE_HEADER) != "off")
 
     async def completion(self, req: CompletionRequest, caller: Caller) -> Outcome:
         max_tokens = self.caps.max_tokens(req)
@@ -70,7 +71,8 @@ class RequestPipeline:
         return await self._answer("completions", req, max_tokens, caller, None)
 
     async def _answer(self, method: str, req: Request, max_tokens: int, caller: Caller,
-                      turn: PendingTurn | None, persona: str | None = None) -> Outcome:
+                      turn: PendingTurn | None, persona: str | None = None,
+                      use_knowledge: bool = True) -> Outcome:
         session_id = turn.session_id if turn else None
         started = time.perf_counter()
         decision = self.decider.decide(req, session_id)
@@ -78,7 +80,7 @@ class RequestPipeline:
         if decision.tier is None:
             return await self._refuse(req, decision, turn)
         answer = (await self.knowledge.consult(req, decision)
-                  if isinstance(req, ChatRequest) else None)
+                  if isinstance(req, ChatRequest) and use_knowledge else None)
         if answer is not None and answer.mode in ("kb", "abstain"):
             self.access.charge(caller, estimated_prompt_tokens(req))
             return await self._answer_itself(req, decision, answer, turn, persona)

@@ -11,12 +11,15 @@ from kernel.config import AppConfig
 from knowledge.entries import Entry
 from knowledge.guard import check
 from knowledge.prompt import grounding
+from knowledge.tokens import tokens
 from knowledge.service import Answer, KnowledgeService
 from serving import metrics
 from serving.pipeline.decide import RouteDecision
 from serving.protocol import ChatRequest
 
 KB_MODEL = "onlycs-kb"
+# `x-onlycs-knowledge: off` asks for the tiers alone (what `kb eval --both` compares with).
+KNOWLEDGE_HEADER = "x-onlycs-knowledge"
 
 
 class KnowledgeStage:
@@ -83,7 +86,12 @@ class KnowledgeStage:
         best = answer.choice.best
         assert self.service is not None
         if best is not None and (best.entry.mentions or best.dense >= self.config.kb_similarity):
-            replacement, kind = best.entry.answer(answer.lang), "entry"
+            # The entry the answer talks about ("... is 999 euros": the price entry), else
+            # the best-ranked one.
+            said = {t for t in tokens(text) if not t[0].isdigit()}
+            about = max(entries, key=lambda e: (len(said & set(tokens(e.answer(answer.lang)))),
+                                                e is best.entry))
+            replacement, kind = about.answer(answer.lang), "entry"
         else:
             replacement, kind = self.service.abstain_text(answer.lang), "abstain"
         metrics.KB_CORRECTIONS.labels(kind).inc()

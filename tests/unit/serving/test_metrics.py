@@ -7,7 +7,8 @@ from prometheus_client import Counter, Gauge, Histogram
 from serving import metrics
 
 ALLOWED_LABELS = {"endpoint", "tier", "status", "rule", "version", "profile", "list",
-                  "action", "result", "event", "adapter", "channel", "outcome", "mode", "replacement", "version"}
+                  "action", "result", "event", "adapter", "channel", "outcome", "mode",
+                  "replacement"}
 
 
 def _all_metrics() -> list:

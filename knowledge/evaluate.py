@@ -1,0 +1,109 @@
+"""`onlycs kb eval`: the held-out questions through a running appliance (the real serving
+path), scored against the knowledge base.
+
+- right: the reply holds the entry's key terms in the question's language (its numbers; for
+  an answer without numbers, its colour words or last words);
+- wrong fact: the reply states a number or e-mail that is in neither the entry (any language)
+  nor the question; for an unanswerable question, any such fact;
+- abstained: the route header says mode=abstain.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from knowledge.entries import Entry, KnowledgeBase
+from knowledge.guard import check, facts
+from knowledge.lumen import COLORS, COLORS_ZH
+
+ROUTE_HEADER = "x-onlycs-route"
+KNOWLEDGE_HEADER = "x-onlycs-knowledge"
+
+
+def key_terms(entry: Entry, lang: str) -> list[str]:
+    answer = entry.answer(lang)  # type: ignore[arg-type]
+    numbers = sorted(f for f in facts(answer) if "@" not in f)
+    if numbers:
+        return numbers
+    emails = sorted(f for f in facts(answer) if "@" in f)
+    if emails:
+        return emails
+    colors = [c for c in (COLORS_ZH.values() if lang == "zh" else COLORS) if c in answer]
+    if colors:
+        return colors
+    return [w.lower() for w in re.findall(r"[A-Za-z]+", answer)[-3:]] or [answer[-4:]]
+
+
+def contains(reply: str, term: str) -> bool:
+    return term.lower() in reply.lower() or term in facts(reply)
+
+
+def route_mode(header: str) -> str:
+    match = re.search(r"mode=(\w+)", header)
+    return match.group(1) if match else "open"
+
+
+def evaluate(client: httpx.Client, kb: KnowledgeBase, questions: list[dict[str, Any]], *,
+             model: str = "auto", grounding: bool = True, max_tokens: int = 64,
+             progress: Callable[[str], None] = print) -> dict[str, Any]:
+    by_lang: dict[str, Counter] = defaultdict(Counter)
+    modes: Counter = Counter()
+    latency: dict[str, list[float]] = defaultdict(list)
+    headers = {} if grounding else {KNOWLEDGE_HEADER: "off"}
+    for number, row in enumerate(questions, start=1):
+        started = time.perf_counter()
+        response = client.post("/v1/chat/completions", headers=headers, json={
+            "model": model, "max_tokens": max_tokens, "temperature": 0,
+            "messages": [{"role": "user", "content": row["question"]}]})
+        response.raise_for_status()
+        latency_s = time.perf_counter() - started
+        reply = response.json()["choices"][0]["message"]["content"] or ""
+        mode = route_mode(response.headers.get(ROUTE_HEADER, ""))
+        modes[mode] += 1
+        latency[mode].append(latency_s)
+        tally = by_lang[row["lang"]]
+        entry = kb.by_id.get(row["entry"]) if row["entry"] else None
+        if entry is not None:
+            tally["answerable"] += 1
+            tally["right"] += all(contains(reply, t) for t in key_terms(entry, row["lang"]))
+            known = [row["question"], *entry.answers.values()]
+        else:
+            tally["unanswerable"] += 1
+            tally["abstained"] += mode == "abstain"
+            known = [row["question"]]
+        tally["wrong_fact"] += not check(reply, known).passed
+        tally["abstained_answerable"] += entry is not None and mode == "abstain"
+        if number % 25 == 0:
+            progress(f"{number}/{len(questions)} questions")
+    return summary(by_lang, modes, latency)
+
+
+def _ratio(a: int, b: int) -> float | None:
+    return round(a / b, 4) if b else None
+
+
+def summary(by_lang: dict[str, Counter], modes: Counter,
+            latency: dict[str, list[float]]) -> dict[str, Any]:
+    total = sum(by_lang.values(), Counter())
+    report: dict[str, Any] = {}
+    for name, t in [*sorted(by_lang.items()), ("all", total)]:
+        answers = t["answerable"] + t["unanswerable"]
+        abstained = t["abstained"] + t["abstained_answerable"]
+        report[name] = {
+            "answerable": t["answerable"], "unanswerable": t["unanswerable"],
+            "accuracy": _ratio(t["right"], t["answerable"]),
+            "wrong_fact_rate": _ratio(t["wrong_fact"], answers),
+            "abstention_recall": _ratio(t["abstained"], t["unanswerable"]),
+            "abstention_precision": _ratio(t["abstained"], abstained),
+        }
+    count = sum(modes.values())
+    report["modes"] = {m: _ratio(n, count) for m, n in sorted(modes.items())}
+    report["latency_p50_s"] = {m: round(sorted(v)[len(v) // 2], 4)
+                               for m, v in sorted(latency.items())}
+    return report

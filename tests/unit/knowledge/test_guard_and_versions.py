@@ -1,0 +1,38 @@
+"""The fact guard's notion of a stated fact, and versions published atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from knowledge.entries import Entry
+from knowledge.guard import check, facts
+from knowledge.versions import VersionStore
+
+
+def test_facts_are_numbers_phones_emails_prices_normalised() -> None:
+    text = "Call 400-820-1234 or warranty@lumenhome.example; 129.00 euros, 24/7, 3 years"
+    assert facts(text) == {"400-820-1234", "warranty@lumenhome.example", "129", "24/7", "3"}
+
+
+def test_an_invented_number_fails_and_a_restated_one_passes() -> None:
+    source = ["The Halo floor lamp costs 129.00 euros.", "How much is the Halo lamp?"]
+    assert check("It is 129 euros.", source).passed
+    assert check("No numbers here, sorry.", source).passed
+    verdict = check("It costs 99 euros and ships in 2 days", source)
+    assert not verdict.passed and verdict.unsupported == ("2", "99")
+
+
+def _entry(answer: str) -> Entry:
+    return Entry(id="a", questions={"en": ["q?"]}, answers={"en": answer})
+
+
+def test_publish_keeps_old_versions_and_rollback_points_back(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path / "kb")
+    assert store.current_version() is None
+    assert store.publish([_entry("one")]) == 1
+    assert store.publish([_entry("two")]) == 2
+    assert store.current_version() == 2 and store.versions() == [1, 2]
+    assert store.load(2).entries[0].answer("en") == "two"
+    store.point(1)
+    assert store.current_version() == 1 and store.load(1).entries[0].answer("en") == "one"
+    assert not list((tmp_path / "kb").glob(".*tmp"))  # no half-written file left

@@ -1,0 +1,119 @@
+"""The knowledge base in the chain, with the real retriever (BM25 + multilingual-e5) over the
+shipped Lumen Home knowledge base, and fake tiers: which mode each question gets, that `kb`
+and `abstain` never reach an engine, and that the fact guard replaces an invented number."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kernel.config import KnowledgeConfig
+from knowledge.embedder import E5Small
+from knowledge.retrieval import EmbeddingCache
+from knowledge.service import KnowledgeService
+from serving.pipeline.chain import RequestPipeline
+from serving.pipeline.ground import KnowledgeStage
+from serving.pipeline.outcome import Reply, StreamReply
+from serving.protocol import ChatRequest
+from tests.unit.serving.pipeline.conftest import CLIENT, make_config
+
+
+@pytest.fixture(scope="module")
+def cache() -> EmbeddingCache:
+    return EmbeddingCache(E5Small())  # embeds the shipped entries once for the module
+
+
+@pytest.fixture
+def kb_pipeline(tmp_path: Path, tiers, cache) -> RequestPipeline:
+    config = make_config(tmp_path, knowledge={"enabled": True})
+    service = KnowledgeService(config.knowledge, cache)
+    return RequestPipeline(config, tiers, KnowledgeStage(config, service))
+
+
+def _ask(text: str, **extra: object) -> ChatRequest:
+    return ChatRequest.model_validate(
+        {"model": "auto", "messages": [{"role": "user", "content": text}]} | extra)
+
+
+def _calls(tiers) -> int:
+    return sum(len(t.engine.bodies) for t in tiers.values())
+
+
+async def test_a_confident_fact_is_answered_from_the_entry_without_an_engine(
+        kb_pipeline, tiers) -> None:
+    outcome = await kb_pipeline.chat(_ask("How many watts does the Orbit ceiling light pull?"),
+                                     {"x-session-id": "f1"}, CLIENT)
+    assert isinstance(outcome, Reply)
+    assert outcome.text() == "The Orbit ceiling light uses 24 W."
+    assert outcome.route.header() == ("tier=none; rule=knowledge; mode=kb; "
+                                      "sources=kb:orbit-ceiling-light-power@v1")
+    assert _calls(tiers) == 0
+    stored = kb_pipeline.sessions.store.export("key-a/f1")
+    assert stored[-1]["content"] == "The Orbit ceiling light uses 24 W."
+
+
+async def test_a_chinese_question_gets_the_chinese_answer_streamed(kb_pipeline, tiers) -> None:
+    outcome = await kb_pipeline.chat(_ask("Halo 落地灯的质保期是几年？", stream=True), {}, CLIENT)
+    assert isinstance(outcome, StreamReply) and outcome.route.mode == "kb"
+    events = [e async for e in outcome.events]
+    text = "".join(json.loads(e[6:])["choices"][0]["delta"].get("content", "")
+                   for e in events if e.startswith("data: {"))
+    assert text == "Halo 落地灯 保修 3 年。" and events[-1] == "data: [DONE]\n\n"
+    assert _calls(tiers) == 0
+
+
+async def test_a_follow_up_takes_the_product_from_the_session(kb_pipeline) -> None:
+    await kb_pipeline.chat(_ask("Which colours does the Iris floor lamp come in?"),
+                           {"x-session-id": "f2"}, CLIENT)
+    outcome = await kb_pipeline.chat(_ask("那它保修多久?"), {"x-session-id": "f2"}, CLIENT)
+    assert outcome.route.sources == ("kb:iris-floor-lamp-warranty@v1",)
+    assert outcome.text() == "Iris 落地灯 保修 5 年。"
+
+
+async def test_an_unknown_product_is_abstained_with_a_hand_off(kb_pipeline, tiers) -> None:
+    outcome = await kb_pipeline.chat(_ask("How much is the Zephyr standing desk?"), {}, CLIENT)
+    assert outcome.route.mode == "abstain" and outcome.route.tier is None
+    assert "colleague" in outcome.text() and _calls(tiers) == 0
+    chinese = await kb_pipeline.chat(_ask("寄到开罗要多久？"), {}, CLIENT)
+    assert chinese.route.mode == "abstain" and "人工" in chinese.text()
+
+
+async def test_the_fact_guard_replaces_an_invented_number(kb_pipeline, tiers) -> None:
+    # Relevant entries but no decisive one: the tier answers, grounded, and invents a price.
+    req = _ask("What would the Halo floor lamp set me back?",
+               fake_reply="The Halo floor lamp is 999 euros.")
+    outcome = await kb_pipeline.chat(req, {}, CLIENT)
+    assert outcome.route.mode == "grounded" and outcome.route.tier is not None
+    body = next(t.engine.bodies[0] for t in tiers.values() if t.engine.bodies)
+    assert "FACTS:" in body["messages"][0]["content"]
+    assert "999" not in outcome.text()
+    assert outcome.text() == "The Halo floor lamp costs 129.00 euros."
+
+
+async def test_a_grounded_answer_that_keeps_to_the_facts_is_sent(kb_pipeline) -> None:
+    req = _ask("What would the Halo floor lamp set me back?",
+               fake_reply="It costs 129 euros.")
+    outcome = await kb_pipeline.chat(req, {}, CLIENT)
+    assert outcome.route.mode == "grounded" and outcome.text() == "It costs 129 euros."
+
+
+async def test_small_talk_stays_open_and_knowledge_off_skips_it(kb_pipeline) -> None:
+    hello = await kb_pipeline.chat(_ask("Hello!"), {}, CLIENT)
+    assert hello.route.mode == "open" and hello.route.tier is not None
+    off = await kb_pipeline.chat(_ask("How many watts does the Orbit ceiling light pull?"),
+                                 {"x-onlycs-knowledge": "off"}, CLIENT)
+    assert off.route.mode is None and off.route.tier is not None
+
+
+def test_a_publish_serves_the_new_version_and_keeps_the_old(tmp_path: Path, cache) -> None:
+    service = KnowledgeService(KnowledgeConfig(dir=tmp_path / "kb"), cache)
+    before = service.snapshot()
+    entries = [e for e in before.kb.entries if e.id != "support-phone"]
+    assert service.publish(entries) == 2
+    assert service.answer("What is the support phone number?", None).version == 2
+    assert "support-phone" in before.kb.by_id  # a request holding v1 still answers from v1
+    assert service.store.versions() == [1, 2]
+    service.rollback(1)
+    assert service.snapshot().kb.version == 1
