@@ -11,8 +11,8 @@ from kernel.config import AppConfig
 from knowledge.entries import Entry
 from knowledge.guard import check
 from knowledge.prompt import grounding
-from knowledge.tokens import tokens
 from knowledge.service import Answer, KnowledgeService
+from knowledge.tokens import tokens
 from serving import metrics
 from serving.pipeline.decide import RouteDecision
 from serving.protocol import ChatRequest
