@@ -58,7 +58,7 @@ class KnowledgeService:
         self._checked = 0.0
         version = self.store.current_version()
         if version is None and read_only:  # a CLI look before the first start: the seed
-            self._snapshot = self._build(KnowledgeBase.of(0, read_file(self.seed)))
+            self._snapshot = self._build(KnowledgeBase.of(1, read_file(self.seed)))
             return
         if version is None:
             version = self.store.publish(read_file(self.seed))

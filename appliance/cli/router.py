@@ -31,9 +31,10 @@ def _print_eval(report: dict) -> None:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from serving.pipeline.decide import build_engine
-    from serving.pipeline.outcome import Route
+    from serving.pipeline.ground import knowledge_route
 
-    engine = build_engine(load(args.config))
+    config = load(args.config)
+    engine = build_engine(config)
     decision = engine.decide(args.message, full=True)
     print(f"message: {args.message!r}")
     print(f"intent:  {decision.intent} ({'MiniLM embedding' if decision.embedded else 'n-grams'})")
@@ -46,7 +47,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
     for step in decision.path:
         sign = ">" if step.went == "then" else "<="
         print(f"  {step.node}: {step.feature} = {step.value:.4g} {sign} {step.threshold:g}")
-    print(f"decision: {Route(decision.tier, decision.rule).header()}")
+    answer = None
+    if decision.tier is not None and config.knowledge.enabled:
+        from knowledge.service import KnowledgeService
+
+        answer = KnowledgeService(config.knowledge, read_only=True).answer(
+            args.message, decision.intent)
+        print(f"knowledge: {answer.mode}: {answer.choice.reason}")
+    print(f"decision: {knowledge_route(decision.tier, decision.rule, answer).header()}")
     return 0
 
 

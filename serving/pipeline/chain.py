@@ -30,7 +30,13 @@ from serving.pipeline.admission import Admission
 from serving.pipeline.caps import Request, RequestCaps, engine_body, estimated_prompt_tokens
 from serving.pipeline.decide import RouteDecision, TierDecider
 from serving.pipeline.dispatch import TierDispatcher
-from serving.pipeline.ground import KB_MODEL, KNOWLEDGE_HEADER, KnowledgeStage
+from serving.pipeline.ground import (
+    KB_MODEL,
+    KNOWLEDGE_HEADER,
+    KnowledgeStage,
+    answered_by_appliance,
+    knowledge_route,
+)
 from serving.pipeline.outcome import Outcome, Reply, Route, StreamReply
 from serving.pipeline.relay import relay
 from serving.pipeline.session import PendingTurn, SessionStage
@@ -79,9 +85,11 @@ class RequestPipeline:
         metrics.ROUTER_DECISION.observe(time.perf_counter() - started)
         if decision.tier is None:
             return await self._refuse(req, decision, turn)
-        answer = (await self.knowledge.consult(req, decision)
-                  if isinstance(req, ChatRequest) and use_knowledge else None)
-        if answer is not None and answer.mode in ("kb", "abstain"):
+        # The knowledge base speaks for `auto`, the appliance; a pinned model is that tier.
+        consult = isinstance(req, ChatRequest) and use_knowledge and decision.rule != "pinned"
+        answer = await self.knowledge.consult(req, decision) if consult else None
+        if answered_by_appliance(answer):
+            assert answer is not None
             self.access.charge(caller, estimated_prompt_tokens(req))
             return await self._answer_itself(req, decision, answer, turn, persona)
         self.admission.admit(decision.tier)
@@ -92,10 +100,8 @@ class RequestPipeline:
         body = engine_body(req, decision.adapter or decision.tier, max_tokens,
                            masked_text=decision.masked_text, session_id=session_id,
                            rewrites=decision.rewrites)
-        route = Route(decision.tier, decision.rule, decision.adapter,
-                      turn.client_id if turn else None,
-                      mode=answer.mode if answer else None,
-                      sources=tuple(answer.sources()) if answer else ())
+        route = knowledge_route(decision.tier, decision.rule, answer, adapter=decision.adapter,
+                                session_id=turn.client_id if turn else None)
         if answer is not None and answer.mode == "grounded":
             self.knowledge.ground_body(body, answer)
             return await self._grounded(req, body, route, turn, answer)
@@ -105,10 +111,9 @@ class RequestPipeline:
                              turn: PendingTurn | None, persona: str | None) -> Outcome:
         """kb and abstain: the appliance answers; no engine is called."""
         text = self.knowledge.reply_text(answer, persona)
-        rule = "knowledge" if answer.mode == "kb" else "knowledge.abstain"
-        route = Route(None, rule, None, turn.client_id if turn else None, mode=answer.mode,
-                      sources=tuple(answer.sources()))
-        metrics.ROUTING_DECISIONS.labels("none", rule).inc()
+        route = knowledge_route(None, decision.rule, answer,
+                                session_id=turn.client_id if turn else None)
+        metrics.ROUTING_DECISIONS.labels("none", route.rule).inc()
         if turn is not None:
             await self.sessions.save(turn, text)
         if req.stream:

@@ -15,11 +15,29 @@ from knowledge.service import Answer, KnowledgeService
 from knowledge.tokens import tokens
 from serving import metrics
 from serving.pipeline.decide import RouteDecision
+from serving.pipeline.outcome import Route
 from serving.protocol import ChatRequest
 
 KB_MODEL = "onlycs-kb"
 # `x-onlycs-knowledge: off` asks for the tiers alone (what `kb eval --both` compares with).
 KNOWLEDGE_HEADER = "x-onlycs-knowledge"
+
+
+def answered_by_appliance(answer: Answer | None) -> bool:
+    return answer is not None and answer.mode in ("kb", "abstain")
+
+
+def knowledge_route(tier: str | None, rule: str, answer: Answer | None, *,
+                    adapter: str | None = None, session_id: str | None = None) -> Route:
+    """The route a request takes once the knowledge base has spoken (the chain and
+    `router explain` both name it so)."""
+    if answer is None:
+        return Route(tier, rule, adapter, session_id)
+    sources = tuple(answer.sources())
+    if answered_by_appliance(answer):
+        rule = "knowledge" if answer.mode == "kb" else "knowledge.abstain"
+        return Route(None, rule, None, session_id, mode=answer.mode, sources=sources)
+    return Route(tier, rule, adapter, session_id, mode=answer.mode, sources=sources)
 
 
 class KnowledgeStage:

@@ -22,8 +22,9 @@ def _route(appliance: Appliance, text: str, **extra: object) -> str:
     return raw.headers["x-onlycs-route"]
 
 
-def _explain(text: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "appliance.cli", "router", "explain", text],
+def _explain(appliance: Appliance, text: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "appliance.cli", "router", "explain", text,
+                           "--config", str(appliance.config_path)],
                           capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()[-1].removeprefix("decision: ")
@@ -32,14 +33,14 @@ def _explain(text: str) -> str:
 def test_complaint_goes_large_order_status_small_as_explain_says(appliance: Appliance) -> None:
     complaint, order = _route(appliance, COMPLAINT), _route(appliance, ORDER)
     assert complaint.startswith("tier=large;") and order.startswith("tier=small;")
-    assert complaint == _explain(COMPLAINT)
-    assert order == _explain(ORDER)
+    assert complaint == _explain(appliance, COMPLAINT)
+    assert order == _explain(appliance, ORDER)
 
 
 def test_decisions_are_counted_by_tier_and_rule(appliance: Appliance) -> None:
     before = _samples(appliance)
     header = _route(appliance, COMPLAINT)
-    rule = header.split("rule=")[1]
+    rule = header.split("rule=")[1].split(";")[0]
     after = _samples(appliance)
     delta = (_total(after, "onlycs_routing_decisions_total", tier="large", rule=rule)
              - _total(before, "onlycs_routing_decisions_total", tier="large", rule=rule))
@@ -111,7 +112,7 @@ def test_rules_reload_needs_admin_validates_and_applies(appliance: Appliance) ->
     try:
         assert appliance.http("admin").post("/admin/router/rules",
                                              content=everything_large).status_code == 200
-        assert _route(appliance, ORDER) == "tier=large; rule=ops.all-large"
+        assert _route(appliance, ORDER) == "tier=large; rule=ops.all-large; mode=open"
     finally:
         restored = appliance.http("admin").post("/admin/router/rules", content=current.text)
         assert restored.status_code == 200

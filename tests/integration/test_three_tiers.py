@@ -49,7 +49,7 @@ def test_rule_leaves_may_name_the_third_tier_and_only_configured_tiers(
     assert unknown.status_code == 400 and "medium" in unknown.json()["error"]["message"]
     assert admin.post("/admin/router/rules", content=EVERYTHING_TO_EXTRA).status_code == 200
     try:
-        assert _chat(appliance, "auto") == f"tier={EXTRA_TIER}; rule=all.{EXTRA_TIER}"
+        assert _chat(appliance, "auto") == f"tier={EXTRA_TIER}; rule=all.{EXTRA_TIER}; mode=open"
         decisions = _total(_samples(appliance), "onlycs_routing_decisions_total",
                            tier=EXTRA_TIER, rule=f"all.{EXTRA_TIER}")
         assert decisions >= 1

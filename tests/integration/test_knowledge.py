@@ -1,0 +1,111 @@
+"""The knowledge base through the real stack (Ray Serve, vLLM CPU engines, the real
+multilingual embedder): kb answers that no engine sees, Chinese in Chinese, abstention,
+grounded answers that pass the fact guard, a version published while 16 answers stream,
+and bad knowledge-base files that change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from knowledge.guard import check
+from tests.integration.conftest import Appliance
+from tests.integration.test_observability import _samples, _total
+
+pytestmark = pytest.mark.integration
+
+PHONE_OLD, PHONE_NEW = "Call Lumen Home support at 400-820-1234.", "Call us at 400-820-9999."
+
+
+def _ask(appliance: Appliance, text: str) -> tuple[str, str]:
+    raw = appliance.openai().chat.completions.with_raw_response.create(
+        model="auto", max_tokens=48, messages=[{"role": "user", "content": text}])
+    return raw.parse().choices[0].message.content or "", raw.headers["x-onlycs-route"]
+
+
+def _engine_calls(samples: dict) -> float:
+    return _total(samples, "onlycs_prompt_tokens_total")
+
+
+def test_a_fact_is_answered_from_the_knowledge_base_with_no_engine_call(
+        appliance: Appliance) -> None:
+    before = _samples(appliance)
+    text, route = _ask(appliance, "How many watts does the Orbit ceiling light pull?")
+    chinese, zh_route = _ask(appliance, "Halo 落地灯的质保期是几年？")
+    after = _samples(appliance)
+    assert text == "The Orbit ceiling light uses 24 W."
+    assert route == ("tier=none; rule=knowledge; mode=kb; "
+                     "sources=kb:orbit-ceiling-light-power@v1")
+    assert chinese == "Halo 落地灯 保修 3 年。" and "mode=kb" in zh_route
+    assert _engine_calls(after) == _engine_calls(before)
+    assert _total(after, "onlycs_knowledge_answers_total", mode="kb") - _total(
+        before, "onlycs_knowledge_answers_total", mode="kb") == 2
+    assert _total(after, "onlycs_knowledge_version_info", version="1") == 1
+
+
+def test_an_unknown_fact_is_abstained_with_a_colleague_offered(appliance: Appliance) -> None:
+    text, route = _ask(appliance, "How long does delivery to Cairo take?")
+    assert route.startswith("tier=none; rule=knowledge.abstain; mode=abstain")
+    assert "colleague" in text and not any(c.isdigit() for c in text)
+
+
+def test_a_grounded_answer_states_only_facts_from_its_sources(appliance: Appliance) -> None:
+    question = "What would the Halo floor lamp set me back?"
+    text, route = _ask(appliance, question)
+    assert "mode=grounded" in route and "sources=kb:halo-floor-lamp" in route
+    assert not route.startswith("tier=none")
+    kb = appliance.http("admin").get("/admin/kb").json()
+    sources = [question] + [a for e in kb["entries"] if e["id"].startswith("halo-floor-lamp")
+                            for a in e["answers"].values()]
+    assert check(text, sources).passed, text
+
+
+async def test_a_version_published_mid_stream_fails_nothing(appliance: Appliance) -> None:
+    client = appliance.async_openai()
+
+    async def one() -> str:
+        stream = await client.chat.completions.create(
+            model="auto", stream=True, max_tokens=32,
+            messages=[{"role": "user", "content": "What is the support phone number?"}])
+        return "".join([c.choices[0].delta.content or "" async for c in stream
+                        if c.choices])
+
+    admin = appliance.http("admin")
+    entry = {"id": "support-phone", "questions": {"en": ["What is the support phone number?"]},
+             "answers": {"en": PHONE_NEW}}
+    tasks = [asyncio.create_task(one()) for _ in range(16)]
+    await asyncio.sleep(0.05)
+    put = await asyncio.to_thread(admin.put, "/admin/kb/entries/support-phone",
+                                  content=json.dumps(entry))
+    answers = await asyncio.gather(*tasks)
+    assert put.status_code == 200, put.text
+    assert put.json()["version"] == 2
+    assert set(answers) <= {PHONE_OLD, PHONE_NEW} and len(answers) == 16
+    assert _ask(appliance, "What is the support phone number?")[0] == PHONE_NEW
+    back = admin.post("/admin/kb/rollback", json={"version": 1})
+    assert back.status_code == 200 and back.json()["version"] == 1
+    assert _ask(appliance, "What is the support phone number?")[0] == PHONE_OLD
+
+
+@pytest.mark.parametrize(("body", "fmt", "words"), [
+    (b'{"id": "a", "questions": {"en": ["q?"]}, "answers": {"en": ""}}\n', "jsonl",
+     "request body:1: answers: the en answer is empty"),
+    (b'{"id": "a", "questions": {"en": ["q?"]}, "answers": {"en": "x"}}\n' * 2, "jsonl",
+     "request body:2: id: duplicate id"),
+    (b'{"id": "a", "questions": {"en": ["q?"]}, "answers": {"en": "x"}, "x": 1}\n', "jsonl",
+     "request body:1: x: unknown field"),
+    (b"id,question\na,q?\n", "csv", "request body:1: answer: missing column"),
+    (b'{"id": "\xff"}\n', "jsonl", "request body:1: not UTF-8"),
+])
+def test_a_bad_knowledge_base_changes_nothing(appliance: Appliance, body: bytes, fmt: str,
+                                              words: str) -> None:
+    admin = appliance.http("admin")
+    before = admin.get("/admin/kb").json()
+    response = admin.post(f"/admin/kb/publish?format={fmt}", content=body)
+    assert response.status_code == 400
+    assert words in response.json()["error"]["message"]
+    after = admin.get("/admin/kb").json()
+    assert (after["version"], after["versions"]) == (before["version"], before["versions"])
+    assert appliance.http().post("/admin/kb/publish", content=body).status_code in (401, 403)
