@@ -268,9 +268,9 @@ class KnowledgeConfig(Section):
                         "(false: BM25 alone).")
     kb_similarity: float = Field(0.92, ge=0, le=1, description="Dense similarity an entry "
                                  "about no named product needs for a verbatim (kb) answer.")
-    kb_margin: float = Field(0.01, ge=0, le=1, description="Lead over the next entry a kb "
+    kb_margin: float = Field(0.005, ge=0, le=1, description="Lead over the next entry a kb "
                              "answer needs.")
-    grounded_similarity: float = Field(0.86, ge=0, le=1, description="Below it, no entry "
+    grounded_similarity: float = Field(0.88, ge=0, le=1, description="Below it, no entry "
                                        "is relevant: a fact question is abstained.")
     grounded_entries: int = Field(3, ge=1, le=10, description="Entries put in a grounded "
                                   "prompt.")

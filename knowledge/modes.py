@@ -27,8 +27,8 @@ CONVERSATION_INTENTS = frozenset({"complaint", "multi_step", "human_handoff"})
 @dataclass(frozen=True)
 class Thresholds:
     kb_similarity: float = 0.92  # dense cosine of the best entry, for a kb answer
-    kb_margin: float = 0.01  # fused-score lead over the next entry on the same subject
-    grounded_similarity: float = 0.86  # below this nothing is relevant
+    kb_margin: float = 0.005  # fused-score lead over the next entry on the same subject
+    grounded_similarity: float = 0.88  # below this nothing is relevant
     grounded_entries: int = 3
 
 

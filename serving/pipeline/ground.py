@@ -10,6 +10,7 @@ from typing import Any
 from kernel.config import AppConfig
 from knowledge.entries import Entry
 from knowledge.guard import check
+from knowledge.modes import MODES
 from knowledge.prompt import grounding
 from knowledge.service import Answer, KnowledgeService
 from knowledge.tokens import tokens
@@ -47,11 +48,16 @@ class KnowledgeStage:
         self.service = service if service is not None or not self.config.enabled else \
             KnowledgeService(self.config)
         self._shown_version: int | None = None
+        if self.service is not None:  # every series exists from the start, at 0
+            for mode in MODES:
+                metrics.KB_ANSWERS.labels(mode)
+            for replacement in ("entry", "abstain"):
+                metrics.KB_CORRECTIONS.labels(replacement)
 
     async def consult(self, req: ChatRequest, decision: RouteDecision) -> Answer | None:
-        if self.service is None:
-            return None
         texts = req.user_texts()
+        if self.service is None or not texts:  # no user message: nothing to look up
+            return None
         earlier = texts[:-1][-self.config.history_turns:] if self.config.history_turns else []
         # The embedding is C code that lets go of the GIL: other requests go on meanwhile.
         answer = await asyncio.to_thread(self.service.answer, texts[-1], decision.intent,

@@ -36,8 +36,8 @@ def test_dashboards_use_the_provisioned_datasource_and_explain_each_panel() -> N
                                   "datasources.yml").read_text())["datasources"]
     uid = datasources[0]["uid"]
     dashboards = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
-    assert [p.stem for p in dashboards] == ["onlycs-engine", "onlycs-gpu", "onlycs-lora",
-                                           "onlycs-routing", "onlycs-traffic"]
+    assert [p.stem for p in dashboards] == ["onlycs-engine", "onlycs-gpu", "onlycs-knowledge",
+                                           "onlycs-lora", "onlycs-routing", "onlycs-traffic"]
     for path in dashboards:
         board = json.loads(path.read_text())
         assert board["uid"] == path.stem

@@ -117,3 +117,9 @@ def test_a_publish_serves_the_new_version_and_keeps_the_old(tmp_path: Path, cach
     assert service.store.versions() == [1, 2]
     service.rollback(1)
     assert service.snapshot().kb.version == 1
+
+
+async def test_a_chat_without_a_user_message_is_left_to_the_tier(kb_pipeline) -> None:
+    req = ChatRequest.model_validate({"model": "auto", "messages": [{"role": "tool"}]})
+    outcome = await kb_pipeline.chat(req, {}, CLIENT)
+    assert outcome.route.mode is None and outcome.route.tier is not None
