@@ -21,6 +21,13 @@ def language_of(text: str) -> Language:
     return "zh" if _CJK.search(text) else "en"
 
 
+def _check_text(text: str, what: str) -> None:
+    if not text.strip():
+        raise ValueError(f"{what} is empty")
+    if len(text) > MAX_TEXT_CHARS:
+        raise ValueError(f"{what} has {len(text)} characters; at most {MAX_TEXT_CHARS}")
+
+
 class Entry(BaseModel):
     """One fact: the questions it answers and its answer, per language."""
 
@@ -51,11 +58,7 @@ class Entry(BaseModel):
         if not value:
             raise ValueError("needs an answer in at least one language")
         for lang, text in value.items():
-            if not text.strip():
-                raise ValueError(f"the {lang} answer is empty")
-            if len(text) > MAX_TEXT_CHARS:
-                raise ValueError(f"the {lang} answer has {len(text)} characters; at most "
-                                 f"{MAX_TEXT_CHARS}")
+            _check_text(text, f"the {lang} answer")
         return value
 
     @field_validator("questions")
@@ -63,11 +66,7 @@ class Entry(BaseModel):
     def _questions(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         for lang, texts in value.items():
             for text in texts:
-                if not text.strip():
-                    raise ValueError(f"an empty {lang} question")
-                if len(text) > MAX_TEXT_CHARS:
-                    raise ValueError(f"a {lang} question has {len(text)} characters; at most "
-                                     f"{MAX_TEXT_CHARS}")
+                _check_text(text, f"a {lang} question")
         return value
 
     @model_validator(mode="after")

@@ -30,20 +30,29 @@ def correct(answer: str, reply: str) -> bool:
     return all(term.lower() in text for term in key_terms(answer))
 
 
+KNOWLEDGE_HEADER = "x-onlycs-knowledge"
+
+
 def evaluate(client: httpx.Client, models: list[str], kb_path, *,
-             max_tokens: int = 48, progress: Callable[[str], None] = print) -> dict:
+             max_tokens: int = 48, progress: Callable[[str], None] = print,
+             grounding: bool = False) -> dict:
+    """`grounding`: each model also answers with the served knowledge base in front
+    (scores keyed `<model> +kb`)."""
     facts = load(kb_path)
     questions = [(f, q) for f in facts for q in f.get("paraphrases", [])]
     scores = {}
-    for model in models:
+    runs = [(m, "off") for m in models] + ([(m, "on") for m in models] if grounding else [])
+    for model, knowledge in runs:
+        name = model if knowledge == "off" else f"{model} +kb"
         right = 0
         for fact, question in questions:
-            response = client.post("/v1/chat/completions", json={
+            response = client.post("/v1/chat/completions", headers={
+                KNOWLEDGE_HEADER: knowledge}, json={
                 "model": model, "max_tokens": max_tokens, "temperature": 0,
                 "messages": [{"role": "user", "content": question}]})
             response.raise_for_status()
             right += correct(fact["answer"], response.json()["choices"][0]["message"]["content"])
-        scores[model] = {"correct": right, "questions": len(questions),
-                         "accuracy": round(right / len(questions), 4)}
-        progress(f"{model}: {right}/{len(questions)}")
+        scores[name] = {"correct": right, "questions": len(questions),
+                        "accuracy": round(right / len(questions), 4)}
+        progress(f"{name}: {right}/{len(questions)}")
     return scores

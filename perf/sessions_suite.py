@@ -32,9 +32,17 @@ THINK_S = (2.0, 8.0)
 REPLY_TOKENS = 8
 MAX_ATTEMPTS = 60  # per turn; a session gives up (counted as failed) after this many 503s
 SAMPLE_EVERY_S = 2.0
-LINES = ["Where is my order?", "Can I change the delivery address?", "Do you sell LED bulbs?",
-         "How do I reset my account password?", "What is the warranty on desk lamps?",
-         "Is the Aurora pendant dimmable?", "我的订单什么时候到？", "Can I pay by invoice?"]
+
+
+def customer_lines() -> list[str]:
+    """A realistic mix: the routing dataset's held-out messages (chit-chat, complaints,
+    orders, hand-offs) and the knowledge base's held-out fact questions, half each."""
+    from knowledge.heldout import load as heldout
+    from serving.router.dataset import load as routing
+
+    messages = [r["text"] for r in routing("holdout")]
+    facts = [r["question"] for r in heldout()]
+    return messages + random.Random(7).sample(facts * 2, len(messages))
 
 
 class Tally:
@@ -48,6 +56,7 @@ class Tally:
         self.active_sessions = 0
         self.peak_active_sessions = 0
         self.turn_latency: list[float] = []
+        self.latency_by_mode: dict[str, list[float]] = {}
 
 
 async def _turn(http: aiohttp.ClientSession, url: str, session_id: str, text: str,
@@ -80,7 +89,11 @@ async def _turn(http: aiohttp.ClientSession, url: str, session_id: str, text: st
                 if not done:
                     tally.errors["stream ended without [DONE]"] += 1
                     return False
-                tally.turn_latency.append(time.perf_counter() - started)
+                elapsed = time.perf_counter() - started
+                tally.turn_latency.append(elapsed)
+                route = response.headers.get("x-onlycs-route", "")
+                mode = route.split("mode=")[1].split(";")[0] if "mode=" in route else "none"
+                tally.latency_by_mode.setdefault(mode, []).append(elapsed)
                 return True
         except (TimeoutError, aiohttp.ClientError) as exc:
             tally.errors[type(exc).__name__] += 1
@@ -89,14 +102,15 @@ async def _turn(http: aiohttp.ClientSession, url: str, session_id: str, text: st
     return False
 
 
-async def _session(http: aiohttp.ClientSession, url: str, delay: float, tally: Tally) -> None:
+async def _session(http: aiohttp.ClientSession, url: str, delay: float, tally: Tally,
+                   lines: list[str]) -> None:
     await asyncio.sleep(delay)
     session_id = f"load-{secrets.token_hex(6)}"
     tally.active_sessions += 1
     tally.peak_active_sessions = max(tally.peak_active_sessions, tally.active_sessions)
     try:
         for turn in range(TURNS):
-            if not await _turn(http, url, session_id, random.choice(LINES), tally):
+            if not await _turn(http, url, session_id, random.choice(lines), tally):
                 tally.outcomes["failed"] += 1
                 return
             if turn < TURNS - 1:
@@ -111,7 +125,8 @@ async def _load(url: str, tally: Tally) -> float:
     timeout = aiohttp.ClientTimeout(total=1800, sock_connect=60)
     started = time.perf_counter()
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-        await asyncio.gather(*(_session(http, url, RAMP_S * i / SESSIONS, tally)
+        lines = customer_lines()
+        await asyncio.gather(*(_session(http, url, RAMP_S * i / SESSIONS, tally, lines)
                                for i in range(SESSIONS)))
     return time.perf_counter() - started
 
@@ -170,13 +185,19 @@ def run() -> dict:
         "idle_fds": idle[0][1], "peak_fds": max(s["fds"] for s in samples),
         "after_fds": after[-1][1],
     }
-    path = write("sessions", {"summary": summary, "samples": samples,
+    by_mode = [{"mode": mode, "turns": len(v),
+                "p50_s": round(sorted(v)[len(v) // 2], 3),
+                "p99_s": round(sorted(v)[min(len(v) - 1, int(len(v) * 0.99))], 3)}
+               for mode, v in sorted(tally.latency_by_mode.items())]
+    path = write("sessions", {"summary": summary, "by_mode": by_mode, "samples": samples,
                               "ramp_s": RAMP_S, "think_s": THINK_S,
                               "reply_tokens": REPLY_TOKENS})
     over_time = samples[:: max(1, len(samples) // 12)]
     print(table(over_time, ["t_s", "active_sessions", "open_streams", "rss_mib", "fds"]))
     print()
     print(table([{"metric": k, "value": v} for k, v in summary.items()], ["metric", "value"]))
+    print()
+    print(table(by_mode, ["mode", "turns", "p50_s", "p99_s"]))
     unexpected = summary["failed"] + summary["refusals_without_retry_after"]
     print(f"\n[{'met' if unexpected == 0 else 'MISSED'}] zero unexpected failures "
           f"({unexpected}); memory peak {summary['peak_over_idle']}x idle, "

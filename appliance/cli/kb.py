@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from appliance.cli.common import CONFIG, load
+from appliance.cli.common import CONFIG, REMOTE, load
 from appliance.cli.lora import admin_client
 
 
@@ -181,11 +181,7 @@ def register(sub: Any) -> None:
     back = kb.add_parser("rollback", parents=[CONFIG], help="put an earlier version in force")
     back.add_argument("version", type=int)
     back.set_defaults(func=cmd_rollback)
-    remote = argparse.ArgumentParser(add_help=False, parents=[CONFIG])
-    remote.add_argument("--url", help="appliance URL (default: from the config)")
-    remote.add_argument("--key", help="API key (default: $ONLYCS_ADMIN_KEY, else "
-                        "security.admin_key_file)")
-    remote.add_argument("--ca", type=Path, help="CA certificate for HTTPS")
+    remote = REMOTE
     ev = kb.add_parser("eval", parents=[remote], help="held-out questions through a running "
                        "appliance: accuracy, wrong facts, abstention, modes")
     ev.add_argument("--questions", type=Path, help="JSONL of {question, lang, entry}")

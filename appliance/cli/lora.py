@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from appliance.cli.common import CONFIG, load
+from appliance.cli.common import CONFIG, REMOTE, load
 from kernel.config import AppConfig
 from onlycs.admin import AdminClient
 from onlycs.errors import APIStatusError
@@ -62,7 +62,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     tier = load(args.config).lora.tier
     with admin_client(args) as client:
         scores = evaluate(client.http, [tier, f"{tier}:{args.adapter}"], args.kb,
-                          progress=lambda m: print(m, file=sys.stderr))
+                          progress=lambda m: print(m, file=sys.stderr),
+                          grounding=not args.no_grounding)
     for model, score in scores.items():
         print(f"{model:28} {score['correct']:4}/{score['questions']}  "
               f"accuracy {score['accuracy']:.3f}")
@@ -98,15 +99,13 @@ def register(sub: Any) -> None:
     train.add_argument("--epochs", type=int, default=6)
     train.add_argument("--seed", type=int, default=1234)
     train.set_defaults(func=cmd_train)
-    remote = argparse.ArgumentParser(add_help=False, parents=[CONFIG])
-    remote.add_argument("--url", help="appliance URL (default: from the config)")
-    remote.add_argument("--key", help="admin API key (default: $ONLYCS_ADMIN_KEY, else "
-                        "security.admin_key_file)")
-    remote.add_argument("--ca", type=Path, help="CA certificate for HTTPS")
+    remote = REMOTE
     evaluate = lora.add_parser("eval", parents=[remote], help="held-out fact accuracy, base "
                                "vs adapter, through a running appliance")
     evaluate.add_argument("--adapter", required=True, help="a loaded adapter's name")
     evaluate.add_argument("--kb", type=Path, default=KB)
+    evaluate.add_argument("--no-grounding", action="store_true",
+                          help="only the models alone, not also with the knowledge base")
     evaluate.set_defaults(func=cmd_eval)
     lora.add_parser("list", parents=[remote], help="loaded adapters and the default"
                     ).set_defaults(func=cmd_admin)

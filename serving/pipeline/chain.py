@@ -69,7 +69,7 @@ class RequestPipeline:
         session = await self.sessions.open(req, headers, caller.session_owner, caller.persona)
         return await self._answer("chat", session.request, max_tokens, caller, session.turn,
                                   persona_name(headers, req, caller.persona),
-                                  headers.get(KNOWLEDGE_HEADER) != "off")
+                                  headers.get(KNOWLEDGE_HEADER))
 
     async def completion(self, req: CompletionRequest, caller: Caller) -> Outcome:
         max_tokens = self.caps.max_tokens(req)
@@ -78,15 +78,17 @@ class RequestPipeline:
 
     async def _answer(self, method: str, req: Request, max_tokens: int, caller: Caller,
                       turn: PendingTurn | None, persona: str | None = None,
-                      use_knowledge: bool = True) -> Outcome:
+                      knowledge: str | None = None) -> Outcome:
         session_id = turn.session_id if turn else None
         started = time.perf_counter()
         decision = self.decider.decide(req, session_id)
         metrics.ROUTER_DECISION.observe(time.perf_counter() - started)
         if decision.tier is None:
             return await self._refuse(req, decision, turn)
-        # The knowledge base speaks for `auto`, the appliance; a pinned model is that tier.
-        consult = isinstance(req, ChatRequest) and use_knowledge and decision.rule != "pinned"
+        # The knowledge base speaks for `auto`, the appliance; a pinned model is that tier
+        # unless the request asks for grounding (`lora eval` compares an adapter both ways).
+        wanted = knowledge == "on" or (knowledge != "off" and decision.rule != "pinned")
+        consult = isinstance(req, ChatRequest) and wanted
         answer = await self.knowledge.consult(req, decision) if consult else None
         if answered_by_appliance(answer):
             assert answer is not None

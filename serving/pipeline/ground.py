@@ -20,7 +20,8 @@ from serving.pipeline.outcome import Route
 from serving.protocol import ChatRequest
 
 KB_MODEL = "onlycs-kb"
-# `x-onlycs-knowledge: off` asks for the tiers alone (what `kb eval --both` compares with).
+# `x-onlycs-knowledge: off` asks for the tiers alone (what `kb eval --both` compares with);
+# `on` grounds a pinned model too.
 KNOWLEDGE_HEADER = "x-onlycs-knowledge"
 
 

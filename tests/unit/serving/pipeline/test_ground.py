@@ -123,3 +123,14 @@ async def test_a_chat_without_a_user_message_is_left_to_the_tier(kb_pipeline) ->
     req = ChatRequest.model_validate({"model": "auto", "messages": [{"role": "tool"}]})
     outcome = await kb_pipeline.chat(req, {}, CLIENT)
     assert outcome.route.mode is None and outcome.route.tier is not None
+
+
+async def test_a_pinned_model_is_the_tier_alone_unless_grounding_is_asked(
+        kb_pipeline, tiers) -> None:
+    question = "How many watts does the Orbit ceiling light pull?"
+    pinned = ChatRequest.model_validate(
+        {"model": "small", "messages": [{"role": "user", "content": question}]})
+    alone = await kb_pipeline.chat(pinned, {}, CLIENT)
+    assert alone.route.header() == "tier=small; rule=pinned" and _calls(tiers) == 1
+    grounded = await kb_pipeline.chat(pinned, {"x-onlycs-knowledge": "on"}, CLIENT)
+    assert grounded.route.mode == "kb" and _calls(tiers) == 1

@@ -1,0 +1,92 @@
+"""The knowledge base through a running appliance (Ray Serve, vLLM CPU engines):
+
+1. `kb eval` on the held-out set, grounding on and off (the tiers alone), per language;
+2. time to first token of `kb`-mode answers (no engine) at 8 concurrent streaming clients,
+   against the same stack's `open` answers (an engine) as the baseline, rounds alternating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import httpx
+
+from knowledge.entries import KnowledgeBase
+from knowledge.evaluate import evaluate
+from knowledge.files import read_file
+from knowledge.heldout import load as load_questions
+from knowledge.lumen import SHIPPED
+from perf.report import summary_ms, table, write
+from perf.stack import appliance
+
+CLIENTS = 8
+ROUNDS = 3
+PER_ROUND = 48
+KB_QUESTIONS = ["How many watts does the Orbit ceiling light pull?", "Halo 落地灯的质保期是几年？",
+                "What is the price of the Kite clip lamp?", "寄到柏林要多久？"]
+OPEN_QUESTIONS = ["Hello!", "Thanks a lot!", "你好", "Good morning"]
+
+
+async def _ttft(url: str, texts: list[str], count: int) -> tuple[list[float], set[str]]:
+    samples: list[float] = []
+    modes: set[str] = set()
+    queue = [texts[i % len(texts)] for i in range(count)]
+
+    async def client(http: httpx.AsyncClient) -> None:
+        while queue:
+            text = queue.pop()
+            started = time.perf_counter()
+            async with http.stream("POST", f"{url}/v1/chat/completions", json={
+                    "model": "auto", "stream": True, "max_tokens": 16,
+                    "messages": [{"role": "user", "content": text}]}) as response:
+                route = response.headers.get("x-onlycs-route", "")
+                modes.add(route.split("mode=")[1].split(";")[0] if "mode=" in route else "-")
+                first = None
+                async for line in response.aiter_lines():
+                    if first is None and line.startswith("data: {") and json.loads(
+                            line[6:])["choices"][0].get("delta", {}).get("content"):
+                        first = time.perf_counter() - started
+                samples.append(first if first is not None else time.perf_counter() - started)
+
+    async with httpx.AsyncClient(timeout=300) as http:
+        await asyncio.gather(*(client(http) for _ in range(CLIENTS)))
+    return samples, modes
+
+
+def run() -> dict:
+    kb = KnowledgeBase.of(1, read_file(SHIPPED))
+    questions = load_questions()
+    with appliance() as (url, _, _):
+        reports = {}
+        with httpx.Client(base_url=url, timeout=300) as client:
+            for grounding in (True, False):
+                reports["on" if grounding else "off"] = evaluate(
+                    client, kb, questions, grounding=grounding,
+                    progress=lambda m: print(m, flush=True))
+        samples: dict[str, list[float]] = {"kb (no engine)": [], "open (engine, baseline)": []}
+        seen: dict[str, set[str]] = {k: set() for k in samples}
+        for _ in range(ROUNDS):
+            for name, texts in (("kb (no engine)", KB_QUESTIONS),
+                                ("open (engine, baseline)", OPEN_QUESTIONS)):
+                got, modes = asyncio.run(_ttft(url, texts, PER_ROUND))
+                samples[name] += got
+                seen[name] |= modes
+    rows = []
+    base = summary_ms(samples["open (engine, baseline)"])
+    for name, values in samples.items():
+        stats = summary_ms(values)
+        rows.append({"answers": name, "clients": CLIENTS, "modes": ",".join(sorted(seen[name])),
+                     **stats, "p50_vs_open": round(stats["p50_ms"] / base["p50_ms"], 3)})
+    eval_rows = [{"grounding": g, "lang": lang, **{k: v for k, v in r[lang].items()}}
+                 for g, r in reports.items() for lang in ("en", "zh", "all")]
+    path = write("knowledge-serving", {"eval": reports, "ttft": rows})
+    print(table(eval_rows, ["grounding", "lang", "answerable", "accuracy", "wrong_fact_rate",
+                            "unanswerable", "abstention_recall", "abstention_precision"]))
+    for g, r in reports.items():
+        print(f"grounding {g}: modes {r['modes']}, latency p50 {r['latency_p50_s']}")
+    print()
+    print(table(rows, ["answers", "clients", "modes", "n", "p50_ms", "p99_ms", "p50_vs_open"]))
+    print(f"\nwritten: {path}")
+    return {"eval": reports, "ttft": rows, "path": str(path)}
