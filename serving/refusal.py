@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -27,6 +28,14 @@ def refusal_body(req: Any, text: str, *, model: str = MODEL,
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}
 
 
+def pieces_of(text: str, words: int = 3, chars: int = 8) -> list[str]:
+    """A few words (or, without spaces, a few characters) per chunk, as an engine streams."""
+    if " " not in text.strip():
+        return [text[i:i + chars] for i in range(0, len(text), chars)] or [text]
+    tokens = re.findall(r"\S+\s*", text)
+    return ["".join(tokens[i:i + words]) for i in range(0, len(tokens), words)] or [text]
+
+
 async def refusal_stream(req: Any, text: str, *, model: str = MODEL,
                          finish_reason: str = "content_filter") -> AsyncIterator[str]:
     """The whole text as SSE: a role chunk, the content, then the finish reason, the way
@@ -36,7 +45,7 @@ async def refusal_stream(req: Any, text: str, *, model: str = MODEL,
     base = {"id": body["id"], "object": "chat.completion.chunk" if chat else "text_completion",
             "created": body["created"], "model": model}
     if chat:
-        pieces = [{"role": "assistant", "content": ""}, {"content": text}]
+        pieces = [{"role": "assistant", "content": ""}, *({"content": p} for p in pieces_of(text))]
         for delta in pieces:
             choice = {"index": 0, "delta": delta, "finish_reason": None}
             yield f"data: {json.dumps(base | {'choices': [choice]}, ensure_ascii=False)}\n\n"

@@ -10,7 +10,8 @@ from tests.integration.conftest import DEFAULT_MAX_TOKENS, EXTRA_TIER, Appliance
 
 pytestmark = pytest.mark.integration
 
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+# Small talk: `auto` sends it to a tier (a shop-fact question would be the knowledge base's).
+QUESTION = [{"role": "user", "content": "Hello! Who am I talking to?"}]
 
 
 def test_models_lists_auto_and_both_tiers(appliance: Appliance) -> None:
