@@ -55,6 +55,7 @@ def evaluate(client: httpx.Client, kb: KnowledgeBase, questions: list[dict[str, 
     by_lang: dict[str, Counter] = defaultdict(Counter)
     modes: Counter = Counter()
     latency: dict[str, list[float]] = defaultdict(list)
+    details: list[dict[str, Any]] = []
     headers = {} if grounding else {KNOWLEDGE_HEADER: "off"}
     for number, row in enumerate(questions, start=1):
         started = time.perf_counter()
@@ -69,19 +70,24 @@ def evaluate(client: httpx.Client, kb: KnowledgeBase, questions: list[dict[str, 
         latency[mode].append(latency_s)
         tally = by_lang[row["lang"]]
         entry = kb.by_id.get(row["entry"]) if row["entry"] else None
+        right = False
         if entry is not None:
             tally["answerable"] += 1
-            tally["right"] += all(contains(reply, t) for t in key_terms(entry, row["lang"]))
+            right = all(contains(reply, t) for t in key_terms(entry, row["lang"]))
+            tally["right"] += right
             known = [row["question"], *entry.answers.values()]
         else:
             tally["unanswerable"] += 1
             tally["abstained"] += mode == "abstain"
             known = [row["question"]]
-        tally["wrong_fact"] += not check(reply, known).passed
+        wrong = not check(reply, known).passed
+        tally["wrong_fact"] += wrong
+        details.append({"question": row["question"], "entry": row["entry"], "mode": mode,
+                        "right": right, "wrong_fact": wrong, "reply": reply})
         tally["abstained_answerable"] += entry is not None and mode == "abstain"
         if number % 25 == 0:
             progress(f"{number}/{len(questions)} questions")
-    return summary(by_lang, modes, latency)
+    return summary(by_lang, modes, latency) | {"details": details}
 
 
 def _ratio(a: int, b: int) -> float | None:

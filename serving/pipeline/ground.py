@@ -8,8 +8,8 @@ import asyncio
 from typing import Any
 
 from kernel.config import AppConfig
-from knowledge.entries import Entry
-from knowledge.guard import check
+from knowledge.entries import Entry, Language
+from knowledge.guard import check, facts
 from knowledge.modes import MODES
 from knowledge.prompt import grounding
 from knowledge.service import Answer, KnowledgeService
@@ -103,21 +103,45 @@ class KnowledgeStage:
             messages.insert(0, {"role": "system", "content": text})
 
     def guard(self, text: str, question: str, answer: Answer) -> tuple[str, str | None]:
-        """The text to send, and what replaced it (None: it passed)."""
+        """The text to send, and what replaced it (None: it passed).
+
+        Replaced: an answer that states a fact in no source; and, when the entries are all
+        about the product the question names, an answer that states none of their facts
+        ("a luxury product for a premium": no price at all). The replacement is the entry
+        the answer talks about ("... is 999 euros": the price entry) when its words say
+        which, else the entries' answers together (every one true, the asked one among
+        them); with no named subject, the abstain reply."""
         entries: list[Entry] = [h.entry for h in answer.choice.entries]
         sources = [question, *(t for e in entries for t in e.texts())]
-        if check(text, sources).passed:
-            return text, None
         best = answer.choice.best
-        assert self.service is not None
-        if best is not None and (best.entry.mentions or best.dense >= self.config.kb_similarity):
-            # The entry the answer talks about ("... is 999 euros": the price entry), else
-            # the best-ranked one.
+        subject = best is not None and bool(best.entry.mentions)
+        stated = facts(text)
+        known = set().union(*(facts(e.answer(answer.lang)) for e in entries))
+        invented = not check(text, sources).passed
+        empty = subject and bool(known) and not stated & known
+        if not invented and not empty:
+            return text, None
+        assert self.service is not None and best is not None
+        if subject or best.dense >= self.config.kb_similarity:
             said = {t for t in tokens(text) if not t[0].isdigit()}
-            about = max(entries, key=lambda e: (len(said & set(tokens(e.answer(answer.lang)))),
-                                                e is best.entry))
-            replacement, kind = about.answer(answer.lang), "entry"
+            overlap = {e.id: len(said & set(tokens(self._words(e, answer.lang))))
+                       for e in entries}
+            top = max(overlap.values())
+            if top and list(overlap.values()).count(top) == 1:
+                about = next(e for e in entries if overlap[e.id] == top)
+                replacement = about.answer(answer.lang)
+            else:
+                replacement = " ".join(e.answer(answer.lang) for e in entries)
+            kind = "entry"
         else:
             replacement, kind = self.service.abstain_text(answer.lang), "abstain"
         metrics.KB_CORRECTIONS.labels(kind).inc()
         return replacement, kind
+
+    @staticmethod
+    def _words(entry: Entry, lang: Language) -> str:
+        """An entry's own words, without the product name every entry of it shares."""
+        text = entry.answer(lang)
+        for name in entry.mentions:
+            text = text.replace(name, " ")
+        return text

@@ -134,3 +134,12 @@ async def test_a_pinned_model_is_the_tier_alone_unless_grounding_is_asked(
     assert alone.route.header() == "tier=small; rule=pinned" and _calls(tiers) == 1
     grounded = await kb_pipeline.chat(pinned, {"x-onlycs-knowledge": "on"}, CLIENT)
     assert grounded.route.mode == "kb" and _calls(tiers) == 1
+
+
+async def test_a_grounded_answer_without_any_of_its_facts_is_replaced(kb_pipeline) -> None:
+    req = _ask("What would the Halo floor lamp set me back?",
+               fake_reply="The Halo floor lamp is a luxury product for a premium.")
+    outcome = await kb_pipeline.chat(req, {}, CLIENT)
+    assert outcome.route.mode == "grounded"
+    assert "The Halo floor lamp costs 129.00 euros." in outcome.text()
+    assert "luxury" not in outcome.text()
