@@ -34,6 +34,3 @@ class MentionIndex:
     def strip(self, text: str) -> str:
         return self._pattern.sub(" X ", text) if self._pattern is not None else text
 
-
-def eligible(entry: Entry, named: set[str]) -> bool:
-    return not entry.mentions or any(m in named for m in entry.mentions)

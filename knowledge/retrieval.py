@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections import Counter
+import threading
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 import bm25s
@@ -19,10 +20,11 @@ import numpy as np
 
 from knowledge.embedder import Embedder
 from knowledge.entries import Entry, KnowledgeBase
-from knowledge.mentions import MentionIndex, eligible
+from knowledge.mentions import MentionIndex
 from knowledge.tokens import tokens
 
 DENSE_WEIGHT = 0.6
+QUERY_CACHE = 4096  # distinct questions whose embedding is kept
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,23 @@ class EmbeddingCache:
     def __init__(self, embedder: Embedder):
         self.embedder = embedder
         self._rows: dict[str, np.ndarray] = {}
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def query(self, text: str) -> np.ndarray:
+        """A customer's question, embedded; the most recent distinct questions are kept
+        (a shop's customers ask the same few things all day)."""
+        with self._lock:
+            row = self._queries.get(text)
+            if row is not None:
+                self._queries.move_to_end(text)
+                return row
+        row = self.embedder.queries([text])[0]
+        with self._lock:
+            self._queries[text] = row
+            if len(self._queries) > QUERY_CACHE:
+                self._queries.popitem(last=False)
+        return row
 
     def passages(self, texts: list[str], kinds: list[bool]) -> np.ndarray:
         keys = [hashlib.sha1(f"{q}:{t}".encode()).hexdigest() for t, q in zip(texts, kinds,
@@ -87,6 +106,14 @@ class Retriever:
         self._max_idf = math.log(1 + (len(corpus) + 0.5) / 0.5)
         self._avg_length = sum(map(len, corpus)) / max(len(corpus), 1)
         self.vectors = cache.passages(stripped, query_side) if cache is not None else None
+        # Which entries are about a name, and which entries each name belongs to: the
+        # subject filter is then array work, not a loop over every entry per question.
+        self._has_mentions = np.fromiter((bool(e.mentions) for e in kb.entries), dtype=bool,
+                                         count=len(kb.entries))
+        self._by_name: dict[str, list[int]] = {}
+        for index, entry in enumerate(kb.entries):
+            for name in entry.mentions:
+                self._by_name.setdefault(name, []).append(index)
 
     def search(self, text: str, top_k: int = 5, context: str = "") -> list[Hit]:
         """Rank entries for `text`; names in `context` (the session's earlier turns) count as
@@ -103,12 +130,14 @@ class Retriever:
             lexical = np.asarray(raw, dtype=np.float32) / best if best > 0 else lexical
         dense = np.zeros(len(self.texts), dtype=np.float32)
         if self.vectors is not None and self.cache is not None:
-            dense = self.vectors @ self.cache.embedder.queries([text])[0]
+            dense = self.vectors @ self.cache.query(text)
         fused = self.dense_weight * dense + (1 - self.dense_weight) * np.minimum(lexical, 1.0)
         # Entries about the named subject rank first, then entries about no particular name,
         # then entries about a name the question does not mention (listed for `explain`).
-        tier = np.fromiter((self._tier(self.kb.entries[o], named) for o in self.owners),
-                           dtype=np.int8, count=len(self.owners))
+        entry_tier = np.where(self._has_mentions, 2, 1).astype(np.int8)
+        for name in named:
+            entry_tier[self._by_name.get(name, [])] = 0
+        tier = entry_tier[self.owners]
         allowed = tier < 2
         order = np.lexsort((-fused, tier))
         # top_k of the allowed entries, and the best few of the others (for their scores).
@@ -125,12 +154,6 @@ class Retriever:
         return [Hit(self.kb.entries[owner], float(fused[p]), float(dense[p]),
                     float(min(lexical[p], 1.0)), self.texts[p], bool(allowed[p]))
                 for owner, p in best_text.items()]
-
-    @staticmethod
-    def _tier(entry: Entry, named: set[str]) -> int:
-        if not entry.mentions:
-            return 1
-        return 0 if eligible(entry, named) else 2
 
     def _self_score(self, words: list[str]) -> float:
         """BM25 (Lucene form, as bm25s scores) of a text made of exactly the query's tokens:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 
 import httpx
@@ -24,6 +25,7 @@ from perf.stack import appliance
 CLIENTS = 8
 ROUNDS = 3
 PER_ROUND = 48
+EVAL = os.environ.get("ONLYCS_PERF_KB_EVAL", "1") != "0"  # 0: the TTFT part alone
 KB_QUESTIONS = ["How many watts does the Orbit ceiling light pull?", "Halo 落地灯的质保期是几年？",
                 "What is the price of the Kite clip lamp?", "寄到柏林要多久？"]
 OPEN_QUESTIONS = ["Hello!", "Thanks a lot!", "你好", "Good morning"]
@@ -61,16 +63,23 @@ def run() -> dict:
     with appliance() as (url, _, _):
         reports = {}
         with httpx.Client(base_url=url, timeout=300) as client:
-            for grounding in (True, False):
+            for grounding in (True, False) if EVAL else ():
                 reports["on" if grounding else "off"] = evaluate(
                     client, kb, questions, grounding=grounding,
                     progress=lambda m: print(m, flush=True))
-        samples: dict[str, list[float]] = {"kb (no engine)": [], "open (engine, baseline)": []}
+        # Distinct held-out questions the knowledge base answers verbatim: every one is new
+        # to the query-embedding cache; the four repeated ones hit it after the first round.
+        unique = [q["question"] for q in questions if q["entry"] and "-power" in q["entry"]]
+        variants = {"kb, 4 repeated questions": KB_QUESTIONS,
+                    f"kb, {len(unique)} distinct questions": unique,
+                    "open (engine, baseline)": OPEN_QUESTIONS}
+        samples: dict[str, list[float]] = {name: [] for name in variants}
         seen: dict[str, set[str]] = {k: set() for k in samples}
-        for _ in range(ROUNDS):
-            for name, texts in (("kb (no engine)", KB_QUESTIONS),
-                                ("open (engine, baseline)", OPEN_QUESTIONS)):
-                got, modes = asyncio.run(_ttft(url, texts, PER_ROUND))
+        for round_ in range(ROUNDS):
+            for name, texts in variants.items():
+                if "distinct" in name:  # trailing spaces: new to the cache, same question
+                    texts = [t + " " * (round_ + 1) for t in texts]
+                got, modes = asyncio.run(_ttft(url, texts, min(PER_ROUND, len(texts))))
                 samples[name] += got
                 seen[name] |= modes
     rows = []
@@ -79,7 +88,7 @@ def run() -> dict:
         stats = summary_ms(values)
         rows.append({"answers": name, "clients": CLIENTS, "modes": ",".join(sorted(seen[name])),
                      **stats, "p50_vs_open": round(stats["p50_ms"] / base["p50_ms"], 3)})
-    eval_rows = [{"grounding": g, "lang": lang, **{k: v for k, v in r[lang].items()}}
+    eval_rows = [{"grounding": g, "lang": lang, **r[lang]}
                  for g, r in reports.items() for lang in ("en", "zh", "all")]
     path = write("knowledge-serving", {"eval": reports, "ttft": rows})
     print(table(eval_rows, ["grounding", "lang", "answerable", "accuracy", "wrong_fact_rate",
