@@ -45,21 +45,24 @@ class ModeChoice:
 
 def choose(hits: list[Hit], intent: str | None, limits: Thresholds) -> ModeChoice:
     allowed = [h for h in hits if h.eligible]
+    top = allowed[0] if allowed else None
+    subject = top is not None and bool(top.entry.mentions)
+    stranger = max((h.score for h in hits if not h.eligible), default=0.0)
+    if top is not None and not subject and stranger >= top.score and intent not in (
+            "chitchat", "abuse", *CONVERSATION_INTENTS):
+        # The question reads most like an entry about a product or city it does not name:
+        # "how much is the Zephyr desk?", "delivery to Cairo?". We do not know that one,
+        # even when the intent classifier reads "ship to Nairobi?" as an order question.
+        # Complaints and hand-offs still reach the large tier.
+        return ModeChoice("abstain", f"best match is about another subject ({stranger:.3f} "
+                          f">= {top.score:.3f}): the question names something the knowledge "
+                          "base does not hold")
     if intent in SMALL_TALK_INTENTS and not _confident(allowed, limits):
         return ModeChoice("open", f"intent {intent}: no fact question")
-    if not allowed:
+    if top is None:
         return _no_answer(intent, "no entry in the knowledge base")
-    top = allowed[0]
-    subject = bool(top.entry.mentions)
     rivals = [h for h in allowed[1:] if bool(h.entry.mentions) == subject]
     margin = top.score - rivals[0].score if rivals else 1.0
-    stranger = max((h.score for h in hits if not h.eligible), default=0.0)
-    if not subject and stranger >= top.score:
-        # The question reads most like an entry about a product or city it does not name:
-        # "how much is the Zephyr desk?", "delivery to Cairo?". We do not know that one.
-        return _no_answer(intent, f"best match is about another subject ({stranger:.3f} >= "
-                          f"{top.score:.3f}): the question names something the knowledge "
-                          "base does not hold")
     relevant = subject or top.dense >= limits.grounded_similarity
     if not relevant:
         return _no_answer(intent, f"best entry {top.entry.id} similarity {top.dense:.3f} < "

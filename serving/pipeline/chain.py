@@ -146,9 +146,10 @@ class RequestPipeline:
             text, replaced = self.knowledge.guard(message.get("content") or "", question,
                                                   answer)
             if replaced is not None:
-                message["content"] = text
                 choice["finish_reason"] = "stop"
-        mask_response(self.output_filter, result["body"])
+            # The shop's own phone number and e-mail, checked against the entries, stay.
+            message["content"] = self.knowledge.mask_except_sources(
+                self.output_filter, text, answer)
         reply = Reply(200, result["body"], route)
         if turn is not None:
             await self.sessions.save(turn, reply.text())

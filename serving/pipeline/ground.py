@@ -18,6 +18,7 @@ from serving import metrics
 from serving.pipeline.decide import RouteDecision
 from serving.pipeline.outcome import Route
 from serving.protocol import ChatRequest
+from serving.safety import OutputFilter
 
 KB_MODEL = "onlycs-kb"
 # `x-onlycs-knowledge: off` asks for the tiers alone (what `kb eval --both` compares with);
@@ -137,6 +138,17 @@ class KnowledgeStage:
             replacement, kind = self.service.abstain_text(answer.lang), "abstain"
         metrics.KB_CORRECTIONS.labels(kind).inc()
         return replacement, kind
+
+    @staticmethod
+    def mask_except_sources(output_filter: OutputFilter, text: str, answer: Answer) -> str:
+        """The output filter's masking, less the spans that are the grounding entries' own
+        facts (the fact guard has checked them): a customer asking for the support number
+        gets it, a number the model made up is still masked."""
+        allowed = set().union(*(facts(h.entry.answer(answer.lang))
+                                for h in answer.choice.entries))
+        spans = [(a, b) for a, b in output_filter.spans(text)
+                 if not (facts(text[a:b]) and facts(text[a:b]) <= allowed)]
+        return output_filter.mask(text, spans)
 
     @staticmethod
     def _words(entry: Entry, lang: Language) -> str:

@@ -143,3 +143,17 @@ async def test_a_grounded_answer_without_any_of_its_facts_is_replaced(kb_pipelin
     assert outcome.route.mode == "grounded"
     assert "The Halo floor lamp costs 129.00 euros." in outcome.text()
     assert "luxury" not in outcome.text()
+
+
+def test_a_grounded_answer_keeps_the_shops_own_phone_and_masks_others(kb_pipeline) -> None:
+    from knowledge.modes import ModeChoice
+    from knowledge.retrieval import Hit
+    from knowledge.service import Answer
+
+    snapshot = kb_pipeline.knowledge.service.snapshot()
+    entry = snapshot.kb.by_id["support-phone"]
+    answer = Answer(ModeChoice("grounded", "test", (Hit(entry, 1, 1, 1, "q"),)), 1, "en",
+                    (), 0.0)
+    text = kb_pipeline.knowledge.mask_except_sources(
+        kb_pipeline.output_filter, "Call 400-820-1234, or my cousin on 13800138000.", answer)
+    assert "400-820-1234" in text and "13800138000" not in text
