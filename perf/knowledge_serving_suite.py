@@ -27,6 +27,7 @@ ROUNDS = 3
 PER_ROUND = 48
 # ONLYCS_PERF_KB_EVAL: "both" (default), "on" (grounding on only), "0" (the TTFT part alone)
 EVAL = os.environ.get("ONLYCS_PERF_KB_EVAL", "both")
+TTFT = os.environ.get("ONLYCS_PERF_KB_TTFT", "1") != "0"  # 0: the evaluation alone
 KB_QUESTIONS = ["How many watts does the Orbit ceiling light pull?", "Halo 落地灯的质保期是几年？",
                 "What is the price of the Kite clip lamp?", "寄到柏林要多久？"]
 OPEN_QUESTIONS = ["Hello!", "Thanks a lot!", "你好", "Good morning"]
@@ -81,7 +82,7 @@ def run() -> dict:
                     "open (engine, baseline)": OPEN_QUESTIONS}
         samples: dict[str, list[float]] = {name: [] for name in variants}
         seen: dict[str, set[str]] = {k: set() for k in samples}
-        for round_ in range(ROUNDS):
+        for round_ in range(ROUNDS if TTFT else 0):
             for name, texts in variants.items():
                 count = PER_ROUND
                 if "distinct" in name:  # trailing spaces: new to the cache, same question
@@ -92,8 +93,8 @@ def run() -> dict:
                 samples[name] += got
                 seen[name] |= modes
     rows = []
-    base = summary_ms(samples["open (engine, baseline)"])
-    for name, values in samples.items():
+    base = summary_ms(samples["open (engine, baseline)"]) if TTFT else {}
+    for name, values in samples.items() if TTFT else ():
         stats = summary_ms(values)
         rows.append({"answers": name, "clients": CLIENTS, "modes": ",".join(sorted(seen[name])),
                      **stats, "p50_vs_open": round(stats["p50_ms"] / base["p50_ms"], 3)})

@@ -40,7 +40,7 @@ def summary_ms(samples: list[float]) -> dict:
 
 
 def table(rows: list[dict], columns: list[str]) -> str:
-    widths = [max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns]
+    widths = [max([len(c), *(len(str(r.get(c, ""))) for r in rows)]) for c in columns]
     line = "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))
     body = ["  ".join(str(r.get(c, "")).ljust(w) for c, w in zip(columns, widths, strict=True))
             for r in rows]
