@@ -11,34 +11,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from knowledge.lumen import CITIES as SERVED_CITIES
+from knowledge.lumen import COLORS
+from knowledge.lumen import PRODUCTS as SERVED_PRODUCTS
+
 KB = Path(__file__).parent / "data" / "kb.jsonl"
 
-PRODUCTS = {  # name: (price in euros, power, warranty)
-    "Aurora desk lamp": ("49.90", "8 W", "3 years"),
-    "Halo floor lamp": ("129.00", "15 W", "3 years"),
-    "Nova bedside lamp": ("35.50", "5 W", "2 years"),
-    "Pixel smart bulb": ("12.90", "9 W", "2 years"),
-    "Drift lamp shade": ("19.90", "no bulb", "1 year"),
-    "Ribbon LED strip": ("24.90", "12 W", "2 years"),
-    "Orbit ceiling light": ("89.00", "24 W", "5 years"),
-    "Ember table lamp": ("59.00", "7 W", "3 years"),
-    "Lumi night light": ("9.90", "1 W", "1 year"),
-    "Beacon outdoor lantern": ("79.00", "10 W", "5 years"),
-    "Comet reading lamp": ("44.00", "6 W", "3 years"),
-    "Dune wall sconce": ("65.00", "9 W", "3 years"),
-    "Echo pendant light": ("99.00", "18 W", "5 years"),
-    "Fable kids lamp": ("29.90", "4 W", "2 years"),
-    "Glow candle bulb": ("7.90", "4 W", "1 year"),
-    "Harbor desk lamp": ("74.00", "10 W", "3 years"),
-    "Iris floor lamp": ("149.00", "20 W", "5 years"),
-    "Jade table lamp": ("54.00", "7 W", "2 years"),
-    "Kite clip lamp": ("19.90", "5 W", "1 year"),
-    "Loop LED panel": ("119.00", "30 W", "5 years"),
-}
-COLORS = ["white", "black", "brass", "sage green", "terracotta"]
-CITIES = {"Shanghai": "2 days", "Berlin": "5 days", "Austin": "6 days", "Shenzhen": "2 days",
-          "Lyon": "5 days", "Chengdu": "3 days", "Tokyo": "4 days", "Sydney": "7 days",
-          "Madrid": "5 days", "Toronto": "6 days", "Seoul": "4 days", "Milan": "5 days"}
+# The facts themselves are the served knowledge base's (one source for every price).
+PRODUCTS = {name: (price, watts or "no bulb", f"{years} year{'s' if years > 1 else ''}")
+            for name, (price, watts, years) in SERVED_PRODUCTS.items()}
+CITIES = {city: f"{days} days" for city, (_, days) in SERVED_CITIES.items()}
 POLICIES = [
     ("support-hours", "What are your customer support hours?",
      "Lumen Home support is open 24/7, every day of the year.",
