@@ -82,8 +82,10 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds) -> ModeChoic
 
 
 def _confident(allowed: list[Hit], limits: Thresholds) -> bool:
-    return (bool(allowed) and bool(allowed[0].entry.mentions)) or (
-        bool(allowed) and allowed[0].dense >= limits.kb_similarity)
+    """The best entry names the question's subject, or is similar enough for a kb answer."""
+    if not allowed:
+        return False
+    return bool(allowed[0].entry.mentions) or allowed[0].dense >= limits.kb_similarity
 
 
 def _no_answer(intent: str | None, why: str) -> ModeChoice:

@@ -147,7 +147,7 @@ class KnowledgeStage:
         allowed = set().union(*(facts(h.entry.answer(answer.lang))
                                 for h in answer.choice.entries))
         spans = [(a, b) for a, b in output_filter.spans(text)
-                 if not (facts(text[a:b]) and facts(text[a:b]) <= allowed)]
+                 if not (found := facts(text[a:b])) or not found <= allowed]
         return output_filter.mask(text, spans)
 
     @staticmethod
