@@ -120,8 +120,8 @@ class Retriever:
         mentioned when `text` itself names none ("and how much is it?")."""
         if not self.kb.entries:
             return []
-        named = set(self.mentions.find(text)) or set(self.mentions.find(context))
-        text = self.mentions.strip(text)
+        subject, by_kind = self._subject(text, context)
+        text = self.mentions.strip(text, kinds=by_kind)
         words = tokens(text)
         lexical = np.zeros(len(self.texts), dtype=np.float32)
         if words:
@@ -135,8 +135,7 @@ class Retriever:
         # Entries about the named subject rank first, then entries about no particular name,
         # then entries about a name the question does not mention (listed for `explain`).
         entry_tier = np.where(self._has_mentions, 2, 1).astype(np.int8)
-        for name in named:
-            entry_tier[self._by_name.get(name, [])] = 0
+        entry_tier[sorted(subject)] = 0
         tier = entry_tier[self.owners]
         allowed = tier < 2
         order = np.lexsort((-fused, tier))
@@ -154,6 +153,26 @@ class Retriever:
         return [Hit(self.kb.entries[owner], float(fused[p]), float(dense[p]),
                     float(min(lexical[p], 1.0)), self.texts[p], bool(allowed[p]))
                 for owner, p in best_text.items()]
+
+    def _about(self, names: set[str]) -> set[int]:
+        return {i for name in names for i in self._by_name.get(name, [])}
+
+    def _subject(self, text: str, context: str) -> tuple[set[int], bool]:
+        """The entries the question is about, and whether a kind alone said so. A name in
+        the text decides; else a kind ("the floor lamp") picks the conversation's product of
+        that kind, or the one product of that kind; else the conversation's names."""
+        named = self._about(set(self.mentions.find(text)))
+        if named:
+            return named, False
+        earlier = self._about(set(self.mentions.find(context)))
+        kind = self._about(self.mentions.of_kind(text))
+        if not kind:
+            return earlier, False
+        if kind & earlier:
+            return kind & earlier, True
+        if len({self.kb.entries[i].product for i in kind}) == 1:
+            return kind, True
+        return set(), False  # two floor lamps and no word which: no subject assumed
 
     def _self_score(self, words: list[str]) -> float:
         """BM25 (Lucene form, as bm25s scores) of a text made of exactly the query's tokens:

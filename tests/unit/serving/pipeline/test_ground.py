@@ -72,6 +72,29 @@ async def test_a_follow_up_takes_the_product_from_the_session(kb_pipeline) -> No
     assert outcome.text() == "Iris 落地灯 保修 5 年。"
 
 
+@pytest.mark.parametrize(("earlier", "sources"), [
+    # "the floor lamp" is the one the conversation was about...
+    ("Which colours does the Halo floor lamp come in?", ("kb:halo-floor-lamp-price@v1",)),
+    ("Iris 落地灯有哪些颜色？", ("kb:iris-floor-lamp-price@v1",)),
+    # ...and never the clip lamp it was about before: two floor lamps, none said, no answer.
+    ("What does the Kite clip lamp cost?", ()),
+])
+async def test_a_follow_up_naming_a_kind_means_the_sessions_product_of_that_kind(
+        kb_pipeline, earlier: str, sources: tuple[str, ...]) -> None:
+    session = {"x-session-id": f"kind-{len(earlier)}"}
+    await kb_pipeline.chat(_ask(earlier), session, CLIENT)
+    outcome = await kb_pipeline.chat(_ask("and how much is the floor lamp?"), session, CLIENT)
+    assert outcome.route.sources == sources
+    if not sources:
+        assert outcome.route.mode == "abstain"
+
+
+async def test_a_kind_only_one_product_has_names_that_product(kb_pipeline) -> None:
+    outcome = await kb_pipeline.chat(_ask("How many watts does the ceiling light use?"), {},
+                                     CLIENT)
+    assert outcome.route.sources == ("kb:orbit-ceiling-light-power@v1",)
+
+
 async def test_an_unknown_product_is_abstained_with_a_hand_off(kb_pipeline, tiers) -> None:
     outcome = await kb_pipeline.chat(_ask("How much is the Zephyr standing desk?"), {}, CLIENT)
     assert outcome.route.mode == "abstain" and outcome.route.tier is None
