@@ -19,9 +19,11 @@ pytestmark = pytest.mark.integration
 PHONE_OLD, PHONE_NEW = "Call Lumen Home support at 400-820-1234.", "Call us at 400-820-9999."
 
 
-def _ask(appliance: Appliance, text: str) -> tuple[str, str]:
+def _ask(appliance: Appliance, text: str, session: str | None = None,
+         **extra: object) -> tuple[str, str]:
     raw = appliance.openai().chat.completions.with_raw_response.create(
-        model="auto", max_tokens=48, messages=[{"role": "user", "content": text}])
+        model="auto", max_tokens=48, messages=[{"role": "user", "content": text}],
+        extra_headers={"x-session-id": session} if session else None, **extra)
     return raw.parse().choices[0].message.content or "", raw.headers["x-onlycs-route"]
 
 
@@ -60,6 +62,32 @@ def test_a_grounded_answer_states_only_facts_from_its_sources(appliance: Applian
     sources = [question] + [a for e in kb["entries"] if e["id"].startswith("halo-floor-lamp")
                             for a in e["answers"].values()]
     assert check(text, sources).passed, text
+
+
+def test_the_fact_guard_replaces_a_number_the_engine_invented(appliance: Appliance) -> None:
+    # The bundled 135M model rarely states a price when grounded; structured output makes
+    # the real engine write an invented one, so the guard's replacement is seen end to end.
+    invented = "The Halo floor lamp costs 999 euros."
+    before = _samples(appliance)
+    text, route = _ask(appliance, "What would the Halo floor lamp set me back?",
+                       extra_body={"structured_outputs": {"regex": invented.replace(".", r"\.")}})
+    after = _samples(appliance)
+    assert "mode=grounded" in route and not route.startswith("tier=none")
+    assert _engine_calls(after) > _engine_calls(before)  # the engine did write an answer
+    assert "999" not in text and text == "The Halo floor lamp costs 129.00 euros."
+    name = "onlycs_knowledge_fact_guard_corrections_total"
+    assert _total(after, name, replacement="entry") - _total(
+        before, name, replacement="entry") == 1
+
+
+def test_a_follow_up_is_resolved_from_the_session(appliance: Appliance) -> None:
+    _ask(appliance, "Which colours does the Halo floor lamp come in?", session="kb-follow")
+    text, route = _ask(appliance, "and how much is the floor lamp?", session="kb-follow")
+    assert text == "The Halo floor lamp costs 129.00 euros."
+    assert "mode=kb" in route and "sources=kb:halo-floor-lamp-price@v1" in route
+    _ask(appliance, "Iris 落地灯多少钱？", session="kb-follow-zh")
+    chinese, zh_route = _ask(appliance, "那它保修多久？", session="kb-follow-zh")
+    assert chinese == "Iris 落地灯 保修 5 年。" and "kb:iris-floor-lamp-warranty@v1" in zh_route
 
 
 async def test_a_version_published_mid_stream_fails_nothing(appliance: Appliance) -> None:
