@@ -237,7 +237,7 @@ async def test_wecom_outbound_retries_a_failing_platform(
 
 
 @pytest.mark.parametrize("mutation", ["signature", "stale", "tampered", "receiver",
-                                      "malformed", "dtd", "no-params"])
+                                      "malformed", "dtd", "dtd-utf16", "no-params"])
 async def test_wecom_bad_callbacks_are_refused_and_never_reach_the_model(
         client: httpx.AsyncClient, responder: RecordingResponder, mutation: str) -> None:
     params, body = wecom_message("hello")
@@ -265,10 +265,16 @@ async def test_wecom_bad_callbacks_are_refused_and_never_reach_the_model(
     elif mutation == "dtd":
         body = b'<!DOCTYPE x [<!ENTITY a "aaaa">]><xml><Encrypt>&a;</Encrypt></xml>'
         expected = 400
+    elif mutation == "dtd-utf16":  # no "<!DOCTYPE" among the bytes: a byte search misses it
+        body = ('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY a "aaaa">]>'
+                '<xml><Encrypt>&a;</Encrypt></xml>').encode("utf-16")
+        expected = 400
     elif mutation == "no-params":
         params, expected = {}, 400
     response = await client.post("/channels/wecom/callback", params=params, content=body)
     assert response.status_code == expected, response.text
+    if mutation.startswith("dtd"):  # refused for the DTD, before any signature is checked
+        assert "DTD" in response.text
     assert responder.calls == []
 
 
