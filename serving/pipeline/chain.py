@@ -38,7 +38,7 @@ from serving.pipeline.ground import (
     knowledge_route,
 )
 from serving.pipeline.outcome import Outcome, Reply, Route, StreamReply
-from serving.pipeline.relay import relay
+from serving.pipeline.relay import relay, stored_stream
 from serving.pipeline.session import PendingTurn, SessionStage
 from serving.protocol import ChatRequest, CompletionRequest
 from serving.refusal import REFUSAL, refusal_body, refusal_stream
@@ -116,11 +116,13 @@ class RequestPipeline:
         route = knowledge_route(None, decision.rule, answer,
                                 session_id=turn.client_id if turn else None)
         metrics.ROUTING_DECISIONS.labels("none", route.rule).inc()
+        if req.stream:
+            events = refusal_stream(req, text, model=KB_MODEL, finish_reason="stop")
+            if turn is not None:
+                events = stored_stream(events, self.sessions.save(turn, text))
+            return StreamReply(events, route)
         if turn is not None:
             await self.sessions.save(turn, text)
-        if req.stream:
-            return StreamReply(refusal_stream(req, text, model=KB_MODEL,
-                                              finish_reason="stop"), route)
         return Reply(200, refusal_body(req, text, model=KB_MODEL, finish_reason="stop"), route)
 
     async def _grounded(self, req: Request, body: dict[str, Any], route: Route,

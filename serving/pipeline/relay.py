@@ -3,6 +3,7 @@ before `[DONE]`; a client gone mid-stream cancels the engine request."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -35,3 +36,32 @@ async def relay(first: str, stream: Any, output_filter: OutputFilter,
         on_end()
         if not finished:
             stream.cancel()
+
+
+async def stored_stream(events: AsyncIterator[str], saving: Awaitable[None]
+                        ) -> AsyncIterator[str]:
+    """An answer the appliance wrote itself, streamed while its turn is stored: the text
+    goes out at once, and `[DONE]` only once the store has it (acknowledged means stored)."""
+    task = asyncio.ensure_future(saving)
+    try:
+        async for chunk in events:
+            if chunk.startswith("data: [DONE]"):
+                try:
+                    await task
+                except APIError as err:
+                    yield f"data: {json.dumps(err.body())}\n\n"
+                    return
+            yield chunk
+    finally:
+        if not task.done():  # the client left: the turn is still written whole
+            _WRITING.add(task)
+            task.add_done_callback(_written)
+
+
+_WRITING: set[asyncio.Future[None]] = set()  # held here so a running write is not collected
+
+
+def _written(task: asyncio.Future[None]) -> None:
+    _WRITING.discard(task)
+    if not task.cancelled():
+        task.exception()  # logged by the store stage; retrieved so asyncio does not warn

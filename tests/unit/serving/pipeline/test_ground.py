@@ -4,12 +4,15 @@ and `abstain` never reach an engine, and that the fact guard replaces an invente
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from kernel.config import KnowledgeConfig
+from kernel.errors import APIError
 from knowledge.embedder import E5Small
 from knowledge.retrieval import EmbeddingCache
 from knowledge.service import KnowledgeService
@@ -62,6 +65,47 @@ async def test_a_chinese_question_gets_the_chinese_answer_streamed(kb_pipeline, 
                    for e in events if e.startswith("data: {"))
     assert text == "Halo 落地灯 保修 3 年。" and events[-1] == "data: [DONE]\n\n"
     assert _calls(tiers) == 0
+
+
+async def test_a_streamed_kb_answer_goes_out_before_its_turn_is_stored_and_ends_after(
+        kb_pipeline, monkeypatch) -> None:
+    stored = asyncio.Event()
+    save = kb_pipeline.sessions.save
+
+    async def slow_save(turn, text: str) -> None:
+        await stored.wait()  # the store holds the write until the text went out
+        await save(turn, text)
+
+    monkeypatch.setattr(kb_pipeline.sessions, "save", slow_save)
+
+    async def text_before_the_store() -> tuple[AsyncIterator[str], str]:
+        outcome = await kb_pipeline.chat(_ask(
+            "How many watts does the Orbit ceiling light pull?", stream=True),
+            {"x-session-id": "s-early"}, CLIENT)
+        events, text = aiter(outcome.events), ""
+        while "24 W" not in text:
+            chunk = json.loads((await anext(events))[6:])
+            text += chunk["choices"][0]["delta"].get("content", "")
+        return events, text
+
+    # A hang guard, not a timing: text that waited for the store would never come.
+    events, text = await asyncio.wait_for(text_before_the_store(), timeout=60)
+    stored.set()
+    rest = [e async for e in events]
+    assert rest[-1] == "data: [DONE]\n\n"
+    assert kb_pipeline.sessions.store.export("key-a/s-early")[-1]["content"] == text
+
+
+async def test_a_kb_answer_the_store_refused_never_says_done(kb_pipeline, monkeypatch) -> None:
+    async def refused(turn, text: str) -> None:
+        raise APIError(503, "the conversation store is busy", code="store_busy")
+
+    monkeypatch.setattr(kb_pipeline.sessions, "save", refused)
+    outcome = await kb_pipeline.chat(_ask("How many watts does the Orbit ceiling light pull?",
+                                          stream=True), {"x-session-id": "s-busy"}, CLIENT)
+    events = [e async for e in outcome.events]
+    assert "data: [DONE]\n\n" not in events
+    assert json.loads(events[-1][6:])["error"]["code"] == "store_busy"
 
 
 async def test_a_follow_up_takes_the_product_from_the_session(kb_pipeline) -> None:
