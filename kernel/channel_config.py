@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -88,7 +89,9 @@ class DingTalkConfig(_ChannelBase):
         "https://oapi.dingtalk.com",
         description="Replies are only posted to session webhooks under this URL.")
     app_secret: SecretStr = Field(SecretStr(""), description="The robot's AppSecret.")
-    timestamp_window_s: int = Field(3600, ge=10, description="DingTalk allows one hour.")
+    timestamp_window_s: int = Field(
+        300, ge=10, le=3600, description="Requests signed further from now are refused "
+        "(DingTalk allows at most an hour; a short window narrows a replay).")
     sync_reply_s: float = Field(
         3.0, ge=0, description="Answer in the callback's own response when the reply is "
         "ready this soon; later replies go to the message's session webhook.")
@@ -111,6 +114,10 @@ class ChannelsConfig(_Section):
                                   description="Retries of a failed platform API call.")
     dedup_entries: int = Field(100_000, ge=100,
                                description="Message ids remembered for de-duplication.")
+    session_secret_file: Path = Field(
+        Path("var/channel-sessions.key"),
+        description="Per-install secret (0600, created on first use) that keys a platform "
+        "user's session id: nobody who knows a user id can compute the session.")
     wecom: WeComConfig = Field(default_factory=WeComConfig)
     feishu: FeishuConfig = Field(default_factory=FeishuConfig)
     dingtalk: DingTalkConfig = Field(default_factory=DingTalkConfig)

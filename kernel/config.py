@@ -113,6 +113,8 @@ class AppConfig(Section):
                 "sensitive_lists": [w.model_copy(update={"file": absolute(w.file)})
                                     for w in self.routing.sensitive_lists]}),
             "lora": self.lora.model_copy(update={"root": absolute(self.lora.root)}),
+            "channels": self.channels.model_copy(update={
+                "session_secret_file": absolute(self.channels.session_secret_file)}),
             "knowledge": self.knowledge.model_copy(update={
                 "dir": absolute(self.knowledge.dir),
                 "seed_file": absolute(self.knowledge.seed_file)}),

@@ -18,12 +18,13 @@ DINGTALK = {"app_secret": "dingtalk-app-secret"}
 
 
 def channels_toml(platform_base_url: str, wecom_passive_s: float = 4.0,
-                  dingtalk_sync_s: float = 3.0) -> str:
+                  dingtalk_sync_s: float = 3.0, session_secret_file: str | None = None) -> str:
     from tests.platform_server import FEISHU_APP_ID, FEISHU_APP_SECRET, WECOM_SECRET
 
     return f"""
 [channels]
 max_tokens = 24
+{f'session_secret_file = "{session_secret_file}"' if session_secret_file else ""}
 [channels.wecom]
 enabled = true
 api_base_url = "{platform_base_url}"

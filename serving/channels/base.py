@@ -22,6 +22,7 @@ from serving.channels.common import (
     logger,
     rejection,
     session_for,
+    session_secret,
 )
 
 
@@ -55,6 +56,7 @@ class ChannelAdapter(abc.ABC):
         self.seen = seen
         self.inline_reply_s = inline_reply_s
         self.deliveries = Deliveries(self.name)
+        self.session_secret = session_secret(channels.session_secret_file)
         self.router = APIRouter()
 
     @abc.abstractmethod
@@ -90,7 +92,8 @@ class ChannelAdapter(abc.ABC):
             counted(self.name, "duplicate")
             return self.acknowledge()
         reply = answer(self.responder, self.channels.busy_reply, self.name,
-                       session_for(self.name, parsed.user), parsed.text, self.persona)
+                       session_for(self.name, parsed.user, self.session_secret), parsed.text,
+                       self.persona)
         if self.inline_reply_s is None:
             self.deliveries.spawn(self.deliveries.send_when_ready(
                 reply, lambda text: self.send_later(parsed, text)))

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import logging
+import os
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
 from typing import Any, Protocol
 from xml.etree import ElementTree
 
@@ -17,6 +21,7 @@ from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as defused
 from fastapi.responses import PlainTextResponse
 
+from kernel.crypto import write_secret
 from serving.metrics import CHANNEL_MESSAGES
 
 logger = logging.getLogger("onlycs.channels")
@@ -54,11 +59,35 @@ def rejection(channel: str, err: Rejected) -> PlainTextResponse:
     return PlainTextResponse(err.reason, status_code=err.status)
 
 
-def session_for(channel: str, platform_user: str) -> str:
-    """A stable appliance session per platform user; the platform's id is not stored
-    in clear and may contain characters session ids do not allow."""
-    digest = hashlib.sha256(f"{channel}\0{platform_user}".encode()).hexdigest()[:32]
+def session_for(channel: str, platform_user: str, secret: bytes) -> str:
+    """A stable appliance session per platform user, keyed by the install's secret: the
+    platform's id is not stored in clear, and knowing it is not enough to name the session."""
+    digest = hmac.new(secret, f"{channel}\0{platform_user}".encode(),
+                      hashlib.sha256).hexdigest()[:32]
     return f"{channel}:{digest}"
+
+
+def session_secret(path: Path) -> bytes:
+    """The install's channel-session secret, created (0600) by whoever needs it first:
+    written whole under another name, then linked into place, so a replica starting at the
+    same moment reads the one secret, never a half-written file."""
+    if not path.exists():
+        draft = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        write_secret(draft, secrets.token_hex(32))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process was first: its secret is the one
+        finally:
+            draft.unlink()
+    try:
+        secret = bytes.fromhex(path.read_text().strip())
+    except ValueError:
+        secret = b""
+    if len(secret) < 16:
+        raise ValueError(f"channels.session_secret_file: {path} is not a hex secret of at "
+                         "least 16 bytes")
+    return secret
 
 
 def check_timestamp(seconds: float, window_s: int) -> None:

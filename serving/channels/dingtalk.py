@@ -66,7 +66,9 @@ class DingTalkAdapter(ChannelAdapter):
         if message is None:
             return Ignored("non-text message")
         message_id, user, text, webhook = message
-        return Inbound((message_id,), user, text, webhook)
+        # DingTalk signs the timestamp alone, not the body: a captured signature replayed
+        # with a new msgId (the sender picks it) is the same callback, taken once.
+        return Inbound((message_id, f"sign:{request.headers['sign']}"), user, text, webhook)
 
     def acknowledge(self) -> Response:
         return JSONResponse({})  # the session webhook gets the reply

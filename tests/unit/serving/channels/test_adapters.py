@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
+import hashlib
 import json
+import stat
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,7 +25,7 @@ import pytest
 from kernel.config import AppConfig
 from serving.channels import feishu_crypto
 from serving.channels.cipher import CipherError
-from serving.channels.common import ReplyRefused, SeenMessages, session_for
+from serving.channels.common import ReplyRefused, SeenMessages, session_for, session_secret
 from serving.channels.standalone import build_app
 from serving.channels.wecom_crypto import WeComCrypto, WrongReceiver
 from tests.platform_requests import (
@@ -117,9 +121,30 @@ def test_seen_messages_forget_after_ttl_and_stay_bounded() -> None:
 
 
 def test_platform_users_map_to_stable_distinct_sessions() -> None:
-    assert session_for("wecom", "zhangsan") == session_for("wecom", "zhangsan")
-    assert session_for("wecom", "zhangsan") != session_for("feishu", "zhangsan")
-    assert "zhangsan" not in session_for("wecom", "zhangsan")
+    secret = b"s" * 32
+    assert session_for("wecom", "zhangsan", secret) == session_for("wecom", "zhangsan", secret)
+    assert session_for("wecom", "zhangsan", secret) != session_for("feishu", "zhangsan", secret)
+    assert "zhangsan" not in session_for("wecom", "zhangsan", secret)
+
+
+def test_a_users_session_cannot_be_computed_without_the_installs_secret() -> None:
+    # Unkeyed, anyone who knows a WeCom user id could name (and read) that user's session.
+    unkeyed = "wecom:" + hashlib.sha256(b"wecom\0zhangsan").hexdigest()[:32]
+    mine, theirs = session_for("wecom", "zhangsan", b"a" * 32), session_for(
+        "wecom", "zhangsan", b"b" * 32)
+    assert len({unkeyed, mine, theirs}) == 3
+
+
+def test_the_session_secret_is_created_once_private_and_then_reused(tmp_path: Path) -> None:
+    path = tmp_path / "var" / "channel-sessions.key"
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        secrets = set(pool.map(lambda _: session_secret(path), range(16)))
+    assert len(secrets) == 1 and len(secrets.pop()) == 32
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["channel-sessions.key"]
+    path.write_text("not hex\n")
+    with pytest.raises(ValueError, match=r"channels\.session_secret_file"):
+        session_secret(path)
 
 
 # --- the adapters, in front of a recording responder -------------------------------------
@@ -152,7 +177,7 @@ def responder() -> RecordingResponder:
 
 
 @pytest.fixture
-async def client(platform: PlatformServer, responder: RecordingResponder
+async def client(platform: PlatformServer, responder: RecordingResponder, tmp_path: Path
                  ) -> AsyncIterator[httpx.AsyncClient]:
     import tomllib
 
@@ -160,11 +185,17 @@ async def client(platform: PlatformServer, responder: RecordingResponder
     # Short reply deadlines: a "slow" reply here is a fraction of a second, not the
     # platforms' real 3-5 s.
     config = AppConfig.model_validate(tomllib.loads(
-        channels_toml(platform.base_url, REPLY_DEADLINE_S, REPLY_DEADLINE_S)))
+        channels_toml(platform.base_url, REPLY_DEADLINE_S, REPLY_DEADLINE_S,
+                      str(tmp_path / "channel-sessions.key"))))
     app = build_app(config, responder)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://channels") as http:
         yield http
+
+
+def _session(channel: str, user: str, tmp_path: Path) -> str:
+    """The session the client fixture's channels name this user's."""
+    return session_for(channel, user, session_secret(tmp_path / "channel-sessions.key"))
 
 
 async def _sent(platform: PlatformServer, count: int) -> list:
@@ -191,7 +222,7 @@ async def test_wecom_url_verification_echoes_the_decrypted_echostr(
 
 async def test_wecom_fast_reply_is_an_encrypted_passive_reply(
         client: httpx.AsyncClient, responder: RecordingResponder,
-        platform: PlatformServer) -> None:
+        platform: PlatformServer, tmp_path: Path) -> None:
     params, body = wecom_message("Where is my order?", user="lisi")
     response = await client.post("/channels/wecom/callback", params=params, content=body)
     assert response.status_code == 200
@@ -204,7 +235,7 @@ async def test_wecom_fast_reply_is_an_encrypted_passive_reply(
     inner = ElementTree.fromstring(crypto.decrypt(encrypted))
     assert inner.findtext("ToUserName") == "lisi"
     assert inner.findtext("Content") == "echo: Where is my order?"
-    assert responder.calls == [("wecom", session_for("wecom", "lisi"), "Where is my order?")]
+    assert responder.calls == [("wecom", _session("wecom", "lisi", tmp_path), "Where is my order?")]
     assert platform.sent == []  # nothing went through message/send
 
 
@@ -292,7 +323,7 @@ async def test_feishu_url_verification_challenge(client: httpx.AsyncClient) -> N
 
 async def test_feishu_message_is_acknowledged_at_once_and_replied_once(
         client: httpx.AsyncClient, responder: RecordingResponder,
-        platform: PlatformServer) -> None:
+        platform: PlatformServer, tmp_path: Path) -> None:
     responder.delay_s = 0.3
     event = feishu_message_event("@_user_1 How much is the Aurora lamp?", open_id="ou_abc",
                                  message_id="om_first")
@@ -307,7 +338,7 @@ async def test_feishu_message_is_acknowledged_at_once_and_replied_once(
     assert [(s.platform, s.to, s.text) for s in platform.sent] == [
         ("feishu", "om_first", "echo: How much is the Aurora lamp?")]
     assert sent and responder.calls == [
-        ("feishu", session_for("feishu", "ou_abc"), "How much is the Aurora lamp?")]
+        ("feishu", _session("feishu", "ou_abc", tmp_path), "How much is the Aurora lamp?")]
 
 
 async def test_feishu_busy_backend_gets_the_busy_message(
@@ -376,12 +407,13 @@ async def test_feishu_unknown_event_types_are_ignored_with_200(
 
 async def test_dingtalk_fast_reply_in_the_response_body(
         client: httpx.AsyncClient, responder: RecordingResponder,
-        platform: PlatformServer) -> None:
+        platform: PlatformServer, tmp_path: Path) -> None:
     headers, body = dingtalk_message("Opening hours?", platform.base_url, sender="s-42")
     response = await client.post("/channels/dingtalk/robot", headers=headers, content=body)
     assert response.status_code == 200
     assert response.json() == {"msgtype": "text", "text": {"content": "echo: Opening hours?"}}
-    assert responder.calls == [("dingtalk", session_for("dingtalk", "s-42"), "Opening hours?")]
+    assert responder.calls == [("dingtalk", _session("dingtalk", "s-42", tmp_path),
+                                "Opening hours?")]
 
 
 async def test_dingtalk_slow_reply_goes_to_the_session_webhook_once(
@@ -408,6 +440,31 @@ async def test_dingtalk_session_webhook_outside_the_platform_is_never_called(
                               content=body)).json() == {}
     await asyncio.sleep(SLOW_REPLY_S + 0.5)
     assert platform.sent == [] and len(responder.calls) == 1
+
+
+async def test_dingtalk_a_replayed_signature_with_a_new_msg_id_is_taken_once(
+        client: httpx.AsyncClient, responder: RecordingResponder,
+        platform: PlatformServer) -> None:
+    # DingTalk signs the timestamp alone: whoever captured one callback's headers could
+    # send any body (and any msgId) under them for the whole window.
+    headers, body = dingtalk_message("first", platform.base_url, msg_id="ding-a")
+    assert (await client.post("/channels/dingtalk/robot", headers=headers,
+                              content=body)).status_code == 200
+    forged = json.loads(body) | {"msgId": "ding-b", "text": {"content": "forged"}}
+    again = await client.post("/channels/dingtalk/robot", headers=headers,
+                              content=json.dumps(forged).encode())
+    assert again.status_code == 200 and again.json() == {}
+    assert [text for _, _, text in responder.calls] == ["first"]
+
+
+async def test_dingtalk_refuses_a_callback_signed_ten_minutes_ago(
+        client: httpx.AsyncClient, responder: RecordingResponder,
+        platform: PlatformServer) -> None:
+    headers, body = dingtalk_message("late", platform.base_url,
+                                     timestamp_ms=int((time.time() - 600) * 1000))
+    response = await client.post("/channels/dingtalk/robot", headers=headers, content=body)
+    assert response.status_code == 401 and "window" in response.text
+    assert responder.calls == []
 
 
 @pytest.mark.parametrize("mutation", ["sign", "missing", "stale", "secret", "malformed",
