@@ -6,6 +6,7 @@ at once and answered through the reply API when the model is done.
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 from typing import Any
@@ -43,6 +44,15 @@ def _json(raw: bytes | str) -> dict[str, Any]:
     return value
 
 
+REFUSED = "callback refused"
+
+
+def refused() -> Rejected:
+    """One answer for every refused encrypted callback: a bad signature, a stale timestamp,
+    a ciphertext that does not decrypt, a wrong token."""
+    return Rejected(401, REFUSED)
+
+
 class FeishuAdapter(ChannelAdapter):
     name = NAME
 
@@ -61,35 +71,39 @@ class FeishuAdapter(ChannelAdapter):
                                   include_in_schema=False)
 
     def _event(self, headers: Any, raw: bytes) -> dict[str, Any]:
-        """The decrypted event, after the signature and timestamp checks."""
+        """The decrypted event. A signed callback's signature and timestamp are checked
+        before anything is decrypted; an unsigned one may only be the URL handshake. Every
+        failure from here on is the same answer, so nobody learns from the replies what a
+        chosen ciphertext decrypted to (no padding oracle)."""
         body = _json(raw)
         if not self.encrypt_key:
             return body
         if "encrypt" not in body:
             raise Rejected(400, "events must be encrypted (an Encrypt Key is configured)")
-        try:
-            event = _json(feishu_crypto.decrypt(self.encrypt_key, str(body["encrypt"])))
-        except CipherError as exc:
-            raise Rejected(400, f"event does not decrypt: {exc}") from None
-        if event.get("type") == "url_verification":
-            return event  # the handshake is not signed; its token is checked instead
         timestamp = headers.get("x-lark-request-timestamp")
         nonce = headers.get("x-lark-request-nonce")
         signature = headers.get("x-lark-signature")
-        if not (timestamp and nonce and signature):
-            raise Rejected(401, "signature headers are missing")
-        if not feishu_crypto.verify(signature, timestamp, nonce, self.encrypt_key, raw):
-            raise Rejected(401, "bad signature")
+        signed = bool(timestamp and nonce and signature)
+        if signed:
+            if not feishu_crypto.verify(signature, timestamp, nonce, self.encrypt_key, raw):
+                raise refused()
+            try:
+                check_timestamp(float(timestamp), self.config.timestamp_window_s)
+            except (ValueError, Rejected):
+                raise refused() from None
         try:
-            check_timestamp(float(timestamp), self.config.timestamp_window_s)
-        except ValueError:
-            raise Rejected(400, "timestamp is not a number") from None
+            event = _json(feishu_crypto.decrypt(self.encrypt_key, str(body["encrypt"])))
+        except (CipherError, Rejected):
+            raise refused() from None
+        if not signed and event.get("type") != "url_verification":
+            raise refused()  # only the handshake comes unsigned
         return event
 
     def _check_token(self, token: object) -> None:
         expected = self.config.verification_token.get_secret_value()
-        if not isinstance(token, str) or token != expected:
-            raise Rejected(401, "verification token does not match")
+        if not isinstance(token, str) or not hmac.compare_digest(token, expected):
+            raise refused() if self.encrypt_key else Rejected(
+                401, "verification token does not match")
 
     async def inbound(self, request: Request) -> Inbound | Ignored | Response:
         event = self._event(request.headers, await request.body())

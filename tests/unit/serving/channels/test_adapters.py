@@ -371,7 +371,6 @@ async def test_feishu_bad_callbacks_are_refused(
         raw[-1] ^= 0x55
         body = json.dumps({"encrypt": base64.b64encode(bytes(raw)).decode()}).encode()
         headers, body = _resign(headers, body)
-        expected = 400
     elif mutation == "plaintext":
         body, expected = json.dumps(event).encode(), 400
     elif mutation == "token":
@@ -385,6 +384,40 @@ async def test_feishu_bad_callbacks_are_refused(
         expected = 400
     response = await client.post("/channels/feishu/events", headers=headers, content=body)
     assert response.status_code == expected, response.text
+    assert responder.calls == []
+
+
+async def test_feishu_decrypts_nothing_before_the_signature_holds(
+        client: httpx.AsyncClient, responder: RecordingResponder, monkeypatch) -> None:
+    decrypted: list[str] = []
+    real = feishu_crypto.decrypt
+    monkeypatch.setattr(feishu_crypto, "decrypt",
+                        lambda key, text: decrypted.append(text) or real(key, text))
+    headers, body = feishu_signed(feishu_message_event("hello"))
+    headers["x-lark-signature"] = "0" * 64
+    response = await client.post("/channels/feishu/events", headers=headers, content=body)
+    assert response.status_code == 401 and decrypted == [] and responder.calls == []
+
+
+async def test_feishu_refusals_all_look_alike_no_padding_oracle(
+        client: httpx.AsyncClient, responder: RecordingResponder) -> None:
+    """Unsigned callbacks (the handshake's form) with a chosen ciphertext: one that does not
+    decrypt, one whose padding is wrong, one that decrypts to a message, one to a handshake
+    with a wrong token. Replies that differ would tell an attacker what decrypted."""
+    def unsigned(ciphertext: str) -> bytes:
+        return json.dumps({"encrypt": ciphertext}).encode()
+
+    good = json.loads(feishu_signed(feishu_message_event("hi"))[1])["encrypt"]
+    raw = bytearray(base64.b64decode(good))
+    raw[-1] ^= 0x01  # the last block's padding byte
+    wrong_token = json.loads(feishu_signed({"type": "url_verification", "challenge": "c",
+                                            "token": "wrong"})[1])["encrypt"]
+    bodies = [unsigned("AAAA"), unsigned(base64.b64encode(bytes(raw)).decode()),
+              unsigned(good), unsigned(wrong_token)]
+    replies = [await client.post("/channels/feishu/events", content=b,
+                                 headers={"content-type": "application/json"})
+               for b in bodies]
+    assert {(r.status_code, r.text) for r in replies} == {(401, "callback refused")}
     assert responder.calls == []
 
 
