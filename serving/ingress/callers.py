@@ -7,7 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
+from kernel.errors import APIError
 from serving.access import Caller
+from serving.ingress.errors import error_response
 from serving.pipeline.chain import RequestPipeline
 
 
@@ -38,3 +40,29 @@ def admin(request: Request) -> Caller:
 
 CallerDep = Annotated[Caller, Depends(caller)]
 AdminDep = Annotated[Caller, Depends(admin)]
+
+
+def may_introspect(request: Request) -> bool:
+    """Whether this caller may see the API's shape and the tiers' details: anyone when auth
+    is off (or `server.public_introspection`), else a caller with a valid key."""
+    pipeline = pipeline_of(request)
+    if not pipeline.access.required or pipeline.config.server.public_introspection:
+        return True
+    try:
+        caller(request)
+    except APIError:
+        return False
+    return True
+
+
+DOC_PATHS = ("/docs", "/openapi.json")
+
+
+async def docs_follow_auth(request: Request, call_next: Any) -> Any:
+    """/docs and /openapi.json need a key when the API does (the API's whole shape)."""
+    if request.url.path.startswith(DOC_PATHS) and not may_introspect(request):
+        try:
+            caller(request)
+        except APIError as err:
+            return error_response(err)
+    return await call_next(request)

@@ -13,6 +13,7 @@ from kernel.gpu import GPUCollector
 from serving import metrics
 from serving.channels.hub import mount_channels
 from serving.ingress import routes_admin, routes_health, routes_openai
+from serving.ingress.callers import docs_follow_auth
 from serving.ingress.errors import VERSION, build_fastapi
 from serving.pipeline.chain import RequestPipeline
 from serving.pipeline.channel_entry import PipelineResponder
@@ -35,6 +36,7 @@ class ReplicaResponder:
 def make_ingress_deployment(config: AppConfig) -> Any:
     """The ingress deployment class, with its FastAPI app built for this config."""
     app = build_fastapi(config.server.docs_enabled)
+    app.middleware("http")(docs_follow_auth)
     for module in (routes_health, routes_openai, routes_admin):
         app.include_router(module.router)
     if config.server.metrics_enabled:
