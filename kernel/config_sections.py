@@ -22,6 +22,9 @@ class ServerConfig(Section):
     host: str = Field("127.0.0.1", description="Address the HTTP endpoint binds to.")
     port: int = Field(8000, ge=1, le=65535, description="TCP port of the HTTP endpoint.")
     docs_enabled: bool = Field(True, description="Serve /openapi.json and Swagger UI at /docs.")
+    public_introspection: bool = Field(
+        False, description="With auth on, /docs, /openapi.json and /readyz's details (tiers' "
+        "stats, adapter names) still need a key; true serves them to anyone.")
     metrics_enabled: bool = Field(True, description="Serve Prometheus metrics at /metrics.")
     drain_timeout_s: float = Field(
         30.0, gt=0, le=3600, description="How long SIGTERM waits for in-flight requests."
@@ -29,6 +32,9 @@ class ServerConfig(Section):
     ready_timeout_s: float = Field(
         900.0, gt=0, description="How long `serve` waits for both engines to become ready."
     )
+    ingress: Literal["direct", "proxy"] = Field(
+        "direct", description="direct: the router replica listens on the port itself (one "
+        "router per node, no proxy hop); proxy: Ray Serve's HTTP proxy listens and forwards.")
 
 
 class LimitsConfig(Section):
@@ -43,8 +49,15 @@ class LimitsConfig(Section):
         256, ge=1, description="Requests one engine replica accepts at once (continuous batching)."
     )
     max_pending_per_tier: int = Field(
-        512, ge=1, description="Admission bound: requests in flight plus queued per tier; "
-        "beyond it new requests get 503 with Retry-After.")
+        512, ge=1, description="Admission bound: sequences (prompts x n) in flight plus "
+        "queued per tier; beyond it new requests get 503 with Retry-After.")
+    max_prompts: int = Field(
+        32, ge=1, description="Prompts one /v1/completions list may hold.")
+    max_stop: int = Field(8, ge=1, description="Entries of a `stop` list (each at most 256 "
+                          "characters).")
+    max_grammar_chars: int = Field(
+        16384, ge=256, description="Size of a structured-output regex, grammar, choice "
+        "list or JSON schema: each one is compiled on the engine's CPU.")
 
     @model_validator(mode="after")
     def _default_within_limit(self) -> LimitsConfig:

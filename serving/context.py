@@ -13,8 +13,7 @@ PERSONA_HEADER = "x-onlycs-persona"
 
 
 def persona_name(headers: Any, req: ChatRequest, key_persona: str | None) -> str | None:
-    extra = req.model_extra or {}
-    return headers.get(PERSONA_HEADER) or extra.get("persona") or key_persona
+    return headers.get(PERSONA_HEADER) or req.persona or key_persona
 
 
 def persona_prompt(config: SessionsConfig, name: str | None) -> str | None:

@@ -1,7 +1,9 @@
 """Request models checked at the router, before anything reaches an engine.
 
-They hold only what the router must decide on (model, stream, output caps,
-sampling ranges); every other OpenAI field passes through to vLLM unchanged.
+A request may carry only the fields named here (`PASSED_TO_ENGINE`: what vLLM checks
+itself); anything else is a 400 naming the field. Fields whose text would leave without
+the output filter (log-probabilities' tokens, tool-call arguments, an echoed prompt) are
+refused while set, never passed on.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pydantic import (
     Field,
     StrictBool,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -61,8 +64,18 @@ class StreamOptions(BaseModel):
     include_usage: StrictBool | None = None
 
 
+# vLLM reads and checks these; the router only bounds their size (serving/pipeline/caps.py).
+PASSED_TO_ENGINE = (
+    "top_k", "min_p", "repetition_penalty", "ignore_eos", "min_tokens", "logit_bias",
+    "response_format", "structured_outputs", "skip_special_tokens",
+    "include_stop_str_in_output")
+# Their output carries model or prompt text the filters do not read: refused unless unset.
+REFUSED_WHEN_SET = ("logprobs", "top_logprobs", "prompt_logprobs", "echo", "tools",
+                    "tool_choice", "functions", "function_call", "best_of", "suffix")
+
+
 class _Sampling(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
     model: str = "auto"
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
@@ -73,13 +86,48 @@ class _Sampling(BaseModel):
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     seed: int | None = None
-    stop: str | list[str] | None = None
+    stop: str | list[Annotated[str, StringConstraints(max_length=256)]] | None = None
     user: str | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
+    ignore_eos: StrictBool | None = None
+    min_tokens: int | None = Field(None, ge=0)
+    logit_bias: dict[str, float] | None = None
+    response_format: dict[str, Any] | None = None
+    structured_outputs: dict[str, Any] | None = None
+    skip_special_tokens: StrictBool | None = None
+    include_stop_str_in_output: StrictBool | None = None
+    logprobs: Any = None
+    top_logprobs: Any = None
+    prompt_logprobs: Any = None
+    echo: Any = None
+    tools: Any = None
+    tool_choice: Any = None
+    functions: Any = None
+    function_call: Any = None
+    best_of: Any = None
+    suffix: Any = None
+
+    @field_validator(*REFUSED_WHEN_SET)
+    @classmethod
+    def _no_unfiltered_text(cls, value: Any, info: ValidationInfo) -> Any:
+        if value in (None, False, 0, "none", []) or (info.field_name == "best_of"
+                                                     and value == 1):
+            return value
+        raise ValueError("not served: its text would leave without the output filter")
+
+    @property
+    def sequences(self) -> int:
+        """Sequences the engine generates for this request: prompts x n."""
+        return self.n
 
 
 class ChatRequest(_Sampling):
     messages: list[Message] = Field(min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+    persona: str | None = Field(None, description="The appliance's persona for this "
+                                "chat (also the x-onlycs-persona header); not sent on.")
 
     @model_validator(mode="after")
     def _has_a_question(self) -> ChatRequest:
@@ -110,3 +158,14 @@ class CompletionRequest(_Sampling):
 
     def last_user_text(self) -> str:
         return self.prompt if isinstance(self.prompt, str) else ""
+
+    @property
+    def prompt_count(self) -> int:
+        prompt = self.prompt
+        if isinstance(prompt, str) or (prompt and isinstance(prompt[0], int)):
+            return 1
+        return len(prompt)
+
+    @property
+    def sequences(self) -> int:
+        return self.n * self.prompt_count

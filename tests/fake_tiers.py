@@ -16,7 +16,8 @@ ENGINE = "tests.fake_tiers:ScriptedEngine"
 
 
 class ScriptedEngine(ChatEngine):
-    """Answers with `reply` (the body's `fake_reply`, else a fixed text naming the model),
+    """Answers with the one choice of the body's `structured_outputs` (what a real engine
+    is forced to write by `{"choice": [text]}`), else a fixed text naming the model,
     streamed one word per SSE event; keeps every body it got."""
 
     def __init__(self, options: dict[str, Any]):
@@ -28,7 +29,8 @@ class ScriptedEngine(ChatEngine):
         return None
 
     def _reply(self, body: dict[str, Any]) -> str:
-        return body.get("fake_reply") or f"answer from {body['model']}"
+        choices = (body.get("structured_outputs") or {}).get("choice") or []
+        return choices[0] if choices else f"answer from {body['model']}"
 
     async def chat(self, body: dict[str, Any]) -> AsyncIterator[EngineOutput]:
         self.bodies.append(body)

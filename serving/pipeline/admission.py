@@ -1,4 +1,5 @@
-"""Admit: a bounded number of requests per tier, none while draining, counted in flight."""
+"""Admit: a bounded number of sequences per tier (a request of 8 prompts with n=4 is 32),
+none while draining; requests counted in flight for the drain."""
 
 from __future__ import annotations
 
@@ -25,17 +26,21 @@ class Admission:
             raise APIError(503, "the appliance is shutting down; retry on another node",
                            code="draining", headers={"Retry-After": str(DRAIN_RETRY_AFTER_S)})
 
-    def admit(self, tier: str) -> None:
-        if self.pending[tier] >= self.max_pending:
+    def admit(self, tier: str, sequences: int = 1) -> None:
+        if sequences > self.max_pending:
+            raise APIError(400, f"the request asks for {sequences} sequences (prompts x n); "
+                           f"a tier takes at most {self.max_pending}", param="n",
+                           code="invalid_value")
+        if self.pending[tier] + sequences > self.max_pending:
             raise APIError(503, f"The {tier} tier is at capacity; retry shortly",
                            code="overloaded", headers={"Retry-After": str(OVERLOAD_RETRY_AFTER_S)})
 
-    def begin(self, tier: str) -> None:
+    def begin(self, tier: str, sequences: int = 1) -> None:
         self.in_flight += 1
-        self.pending[tier] += 1
+        self.pending[tier] += sequences
         metrics.IN_FLIGHT.labels(tier).inc()
 
-    def end(self, tier: str) -> None:
+    def end(self, tier: str, sequences: int = 1) -> None:
         self.in_flight -= 1
-        self.pending[tier] -= 1
+        self.pending[tier] -= sequences
         metrics.IN_FLIGHT.labels(tier).dec()

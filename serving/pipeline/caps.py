@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from kernel.config import LimitsConfig
@@ -25,16 +26,39 @@ class RequestCaps:
         if req.n > limits.max_n:
             raise APIError(400, f"n must be at most {limits.max_n}", param="n",
                            code="invalid_value")
+        self._bounded(req)
         return requested or limits.default_max_tokens
+
+    def _bounded(self, req: Request) -> None:
+        """What the engine compiles or loops over, bounded: prompts, stop strings, grammars."""
+        limits = self.limits
+        if isinstance(req, CompletionRequest) and req.prompt_count > limits.max_prompts:
+            raise APIError(400, f"prompt: a list of at most {limits.max_prompts} prompts",
+                           param="prompt", code="invalid_value")
+        if isinstance(req.stop, list) and len(req.stop) > limits.max_stop:
+            raise APIError(400, f"stop: at most {limits.max_stop} strings", param="stop",
+                           code="invalid_value")
+        for name in ("structured_outputs", "response_format"):
+            value = getattr(req, name)
+            if value is not None and len(json.dumps(value)) > limits.max_grammar_chars:
+                raise APIError(400, f"{name}: at most {limits.max_grammar_chars} characters "
+                               "of grammar, regex, choices or schema", param=name,
+                               code="invalid_value")
 
 
 def estimated_prompt_tokens(req: Request) -> int:
-    # ~4 characters per token: good enough to budget, no tokenizer in the router.
+    # ~4 characters per token: good enough to budget, no tokenizer in the router. Each of
+    # the n choices reads the prompt again.
     if isinstance(req, ChatRequest):
         size = sum(len(str(m.content or "")) for m in req.messages)
     else:
         size = len(str(req.prompt))
-    return size // 4 + 1
+    return (size // 4 + 1) * req.n
+
+
+def charged_tokens(req: Request, max_tokens: int) -> int:
+    """A request's budget: its prompts, and the most every sequence may generate."""
+    return estimated_prompt_tokens(req) + max_tokens * req.sequences
 
 
 def engine_body(req: Request, model: str, max_tokens: int, *, masked_text: str | None,
@@ -43,6 +67,7 @@ def engine_body(req: Request, model: str, max_tokens: int, *, masked_text: str |
     """The OpenAI body a tier replica gets: its own model name, the cap, masked text."""
     body = req.model_dump(exclude_unset=True)
     body.pop("max_completion_tokens", None)
+    body.pop("persona", None)  # the appliance's, not the engine's
     body["model"] = model
     body["max_tokens"] = max_tokens
     if masked_text is not None:

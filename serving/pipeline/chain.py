@@ -27,7 +27,13 @@ from serving.access import AccessControl, Caller
 from serving.adapters import AdapterControl
 from serving.context import persona_name
 from serving.pipeline.admission import Admission
-from serving.pipeline.caps import Request, RequestCaps, engine_body, estimated_prompt_tokens
+from serving.pipeline.caps import (
+    Request,
+    RequestCaps,
+    charged_tokens,
+    engine_body,
+    estimated_prompt_tokens,
+)
 from serving.pipeline.decide import RouteDecision, TierDecider
 from serving.pipeline.dispatch import TierDispatcher
 from serving.pipeline.ground import (
@@ -83,7 +89,8 @@ class RequestPipeline:
         started = time.perf_counter()
         decision = self.decider.decide(req, session_id)
         metrics.ROUTER_DECISION.observe(time.perf_counter() - started)
-        if decision.tier is None:
+        if decision.tier is None:  # refused, still stored: charged what it read
+            self.access.charge(caller, estimated_prompt_tokens(req))
             return await self._refuse(req, decision, turn)
         # The knowledge base speaks for `auto`, the appliance; a pinned model is that tier
         # unless the request asks for grounding (`lora eval` compares an adapter both ways).
@@ -94,8 +101,8 @@ class RequestPipeline:
             assert answer is not None
             self.access.charge(caller, estimated_prompt_tokens(req))
             return await self._answer_itself(req, decision, answer, turn, persona)
-        self.admission.admit(decision.tier)
-        self.access.charge(caller, estimated_prompt_tokens(req) + max_tokens * req.n)
+        self.admission.admit(decision.tier, req.sequences)
+        self.access.charge(caller, charged_tokens(req, max_tokens))
         metrics.ROUTING_DECISIONS.labels(decision.tier, decision.rule).inc()
         decision = replace(decision, adapter=self.adapters.resolve(decision.tier,
                                                                    decision.adapter))
@@ -107,7 +114,7 @@ class RequestPipeline:
         if answer is not None and answer.mode == "grounded":
             self.knowledge.ground_body(body, answer)
             return await self._grounded(req, body, route, turn, answer)
-        return await self._dispatch(method, body, route, turn)
+        return await self._dispatch(method, body, route, turn, req.sequences)
 
     async def _answer_itself(self, req: Request, decision: RouteDecision, answer: Answer,
                              turn: PendingTurn | None, persona: str | None) -> Outcome:
@@ -133,11 +140,11 @@ class RequestPipeline:
         body.pop("stream_options", None)
         tier = route.tier
         assert tier is not None
-        self.admission.begin(tier)
+        self.admission.begin(tier, req.sequences)
         try:
             opened = await self.dispatcher.open(tier, "chat", body)
         finally:
-            self.admission.end(tier)
+            self.admission.end(tier, req.sequences)
         result = opened.result
         assert result is not None
         if result["status"] != 200:
@@ -161,10 +168,10 @@ class RequestPipeline:
         return reply
 
     async def _dispatch(self, method: str, body: dict[str, Any], route: Route,
-                        turn: PendingTurn | None) -> Outcome:
+                        turn: PendingTurn | None, sequences: int) -> Outcome:
         tier = route.tier
         assert tier is not None
-        self.admission.begin(tier)
+        self.admission.begin(tier, sequences)
         streaming = False
         try:
             opened = await self.dispatcher.open(tier, method, body)
@@ -178,12 +185,12 @@ class RequestPipeline:
                 return reply
             save = (lambda text: self.sessions.save(turn, text)) if turn is not None else None
             events = relay(opened.first, opened.stream, self.output_filter, save,
-                           lambda: self.admission.end(tier))
+                           lambda: self.admission.end(tier, sequences))
             streaming = True
             return StreamReply(events, route)
         finally:
             if not streaming:
-                self.admission.end(tier)
+                self.admission.end(tier, sequences)
 
     async def _refuse(self, req: Request, decision: RouteDecision,
                       turn: PendingTurn | None) -> Outcome:

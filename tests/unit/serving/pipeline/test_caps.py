@@ -4,7 +4,12 @@ import pytest
 
 from kernel.config import LimitsConfig
 from kernel.errors import APIError
-from serving.pipeline.caps import RequestCaps, engine_body, estimated_prompt_tokens
+from serving.pipeline.caps import (
+    RequestCaps,
+    charged_tokens,
+    engine_body,
+    estimated_prompt_tokens,
+)
 from serving.protocol import ChatRequest, CompletionRequest
 
 
@@ -37,3 +42,26 @@ def test_the_tier_gets_its_model_the_cap_masked_text_and_the_session() -> None:
 def test_prompt_estimate_grows_with_the_text() -> None:
     assert estimated_prompt_tokens(_chat()) < estimated_prompt_tokens(
         ChatRequest.model_validate({"messages": [{"role": "user", "content": "x" * 400}]}))
+
+
+def _completion(prompts: int, **extra: object) -> CompletionRequest:
+    return CompletionRequest.model_validate(
+        {"prompt": [f"prompt {i}" for i in range(prompts)]} | extra)
+
+
+def test_every_sequence_is_charged_not_one_per_request() -> None:
+    one = charged_tokens(_completion(1, n=1), 2048)
+    assert charged_tokens(_completion(500, n=4), 2048) >= 500 * 4 * 2048 > 1000 * one
+
+
+def test_what_the_engine_loops_over_or_compiles_is_bounded() -> None:
+    caps = RequestCaps(LimitsConfig(max_prompts=32, max_stop=8, max_grammar_chars=1000))
+    assert caps.max_tokens(_completion(32)) == 256
+    for req, param in ((_completion(33), "prompt"),
+                       (_chat(stop=[f"s{i}" for i in range(9)]), "stop"),
+                       (_chat(structured_outputs={"regex": "a" * 2000}), "structured_outputs"),
+                       (_chat(response_format={"type": "json_schema", "json_schema": {
+                           "schema": {"enum": ["x" * 50] * 40}}}), "response_format")):
+        with pytest.raises(APIError) as err:
+            caps.max_tokens(req)
+        assert (err.value.status, err.value.param) == (400, param)

@@ -3,9 +3,12 @@ with the route named, the turn stored, and the HTTP layer only mapping the outco
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
+from kernel.errors import APIError
+from serving.access import Caller
 from serving.ingress import routes_openai
 from serving.ingress.errors import build_fastapi
 from serving.pipeline.channel_entry import PipelineResponder
@@ -36,7 +39,7 @@ async def test_a_pinned_chat_reaches_only_its_tier_and_is_stored(pipeline, tiers
 
 async def test_a_stream_is_filtered_and_stored_before_done(pipeline, tiers) -> None:
     req = _ask("small", "What is your number?", stream=True,
-               fake_reply="Call 400-820-1234 now")
+               structured_outputs={"choice": ["Call 400-820-1234 now"]})
     outcome = await pipeline.chat(req, {"x-session-id": "s-8"}, CLIENT)
     assert isinstance(outcome, StreamReply) and pipeline.admission.in_flight == 1
     events = [e async for e in outcome.events]
@@ -92,3 +95,15 @@ async def test_a_blocked_word_in_an_earlier_message_reaches_no_engine(pipeline, 
     outcome = await pipeline.chat(req, {}, CLIENT)
     assert outcome.text() == REFUSAL and outcome.route.rule == "blocked.abuse_en"
     assert all(not t.engine.bodies for t in tiers.values())
+
+
+async def test_a_blocked_message_is_charged_to_the_callers_budget(pipeline) -> None:
+    caller = Caller("key-budget", "client", rpm=2)
+    blocked = ChatRequest.model_validate({"model": "auto", "messages": [
+        {"role": "user", "content": "you stupid bot"}]})
+    for _ in range(2):
+        outcome = await pipeline.chat(blocked, {}, caller)
+        assert outcome.route.rule.startswith("blocked.")
+    with pytest.raises(APIError) as err:  # refusals cost requests too: no free flood
+        await pipeline.chat(blocked, {}, caller)
+    assert err.value.status == 429

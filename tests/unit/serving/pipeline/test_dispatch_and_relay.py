@@ -44,8 +44,8 @@ async def test_handles_are_built_once_and_answers_come_whole_or_streamed(tiers) 
 
 async def test_relay_masks_split_numbers_and_stores_what_went_out_before_done(tiers) -> None:
     dispatcher = TierDispatcher(tiers)
-    opened = await dispatcher.open("small", "chat", {"model": "small", "stream": True,
-                                                     "fake_reply": PHONE_REPLY})
+    opened = await dispatcher.open("small", "chat", {
+        "model": "small", "stream": True, "structured_outputs": {"choice": [PHONE_REPLY]}})
     saved, ended = [], []
 
     async def save(text: str) -> None:
@@ -61,7 +61,7 @@ async def test_relay_masks_split_numbers_and_stores_what_went_out_before_done(ti
 
 async def test_a_client_gone_mid_stream_cancels_the_engine_request(tiers) -> None:
     opened = await TierDispatcher(tiers).open("small", "chat", {
-        "model": "small", "stream": True, "fake_reply": "one two three four"})
+        "model": "small", "stream": True, "structured_outputs": {"choice": ["one two three four"]}})
     events = relay(opened.first, opened.stream, OutputFilter(), None, lambda: None)
     await events.__anext__()
     await events.aclose()  # what Starlette does when the client disconnects

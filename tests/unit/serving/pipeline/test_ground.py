@@ -150,7 +150,7 @@ async def test_an_unknown_product_is_abstained_with_a_hand_off(kb_pipeline, tier
 async def test_the_fact_guard_replaces_an_invented_number(kb_pipeline, tiers) -> None:
     # Relevant entries but no decisive one: the tier answers, grounded, and invents a price.
     req = _ask("What would the Halo floor lamp set me back?",
-               fake_reply="The Halo floor lamp is 999 euros.")
+               structured_outputs={"choice": ["The Halo floor lamp is 999 euros."]})
     outcome = await kb_pipeline.chat(req, {}, CLIENT)
     assert outcome.route.mode == "grounded" and outcome.route.tier is not None
     body = next(t.engine.bodies[0] for t in tiers.values() if t.engine.bodies)
@@ -161,7 +161,7 @@ async def test_the_fact_guard_replaces_an_invented_number(kb_pipeline, tiers) ->
 
 async def test_a_grounded_answer_that_keeps_to_the_facts_is_sent(kb_pipeline) -> None:
     req = _ask("What would the Halo floor lamp set me back?",
-               fake_reply="It costs 129 euros.")
+               structured_outputs={"choice": ["It costs 129 euros."]})
     outcome = await kb_pipeline.chat(req, {}, CLIENT)
     assert outcome.route.mode == "grounded" and outcome.text() == "It costs 129 euros."
 
@@ -205,7 +205,8 @@ async def test_a_pinned_model_is_the_tier_alone_unless_grounding_is_asked(
 
 async def test_a_grounded_answer_without_any_of_its_facts_is_replaced(kb_pipeline) -> None:
     req = _ask("What would the Halo floor lamp set me back?",
-               fake_reply="The Halo floor lamp is a luxury product for a premium.")
+               structured_outputs={"choice": [
+                   "The Halo floor lamp is a luxury product for a premium."]})
     outcome = await kb_pipeline.chat(req, {}, CLIENT)
     assert outcome.route.mode == "grounded"
     assert "The Halo floor lamp costs 129.00 euros." in outcome.text()
