@@ -46,14 +46,17 @@ class RequestCaps:
                                code="invalid_value")
 
 
+def text_size(req: Request) -> int:
+    """Characters of text the router reads (every message, or the prompts)."""
+    if isinstance(req, ChatRequest):
+        return sum(len(str(m.content or "")) for m in req.messages)
+    return len(str(req.prompt))
+
+
 def estimated_prompt_tokens(req: Request) -> int:
     # ~4 characters per token: good enough to budget, no tokenizer in the router. Each of
     # the n choices reads the prompt again.
-    if isinstance(req, ChatRequest):
-        size = sum(len(str(m.content or "")) for m in req.messages)
-    else:
-        size = len(str(req.prompt))
-    return (size // 4 + 1) * req.n
+    return (text_size(req) // 4 + 1) * req.n
 
 
 def charged_tokens(req: Request, max_tokens: int) -> int:

@@ -14,6 +14,7 @@ admitted. Channels call the same `chat` with their own caller.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -33,6 +34,7 @@ from serving.pipeline.caps import (
     charged_tokens,
     engine_body,
     estimated_prompt_tokens,
+    text_size,
 )
 from serving.pipeline.decide import RouteDecision, TierDecider
 from serving.pipeline.dispatch import TierDispatcher
@@ -49,6 +51,10 @@ from serving.pipeline.session import PendingTurn, SessionStage
 from serving.protocol import ChatRequest, CompletionRequest
 from serving.refusal import REFUSAL, refusal_body, refusal_stream
 from serving.safety import OutputFilter, mask_response
+
+# Requests with more text than this are decided off the event loop (most are far smaller,
+# and a thread hop costs more than deciding them inline).
+INLINE_DECIDE_CHARS = 16_384
 
 
 class RequestPipeline:
@@ -87,7 +93,12 @@ class RequestPipeline:
                       knowledge: str | None = None) -> Outcome:
         session_id = turn.session_id if turn else None
         started = time.perf_counter()
-        decision = self.decider.decide(req, session_id)
+        if text_size(req) > INLINE_DECIDE_CHARS:
+            # A scan of a megabyte of messages takes a tenth of a second or more: in a
+            # thread, so the event loop goes on answering other connections meanwhile.
+            decision = await asyncio.to_thread(self.decider.decide, req, session_id)
+        else:
+            decision = self.decider.decide(req, session_id)
         metrics.ROUTER_DECISION.observe(time.perf_counter() - started)
         if decision.tier is None:  # refused, still stored: charged what it read
             self.access.charge(caller, estimated_prompt_tokens(req))

@@ -25,6 +25,7 @@ from serving.router.sensitive import Hit, SensitiveMatcher, strongest
 
 MODEL_DIR = Path(__file__).parent / "model"
 FEATURE_CHARS = 4000
+HISTORY_ANALYSED = 16  # earlier messages a rebuilt session state reads
 DATA_DIR = Path(__file__).parent / "data"
 
 
@@ -139,10 +140,12 @@ class RoutingEngine:
                 if state is not None:
                     self._cache.move_to_end(session_id)
                     return state, True
-        state = SessionState()
-        for turn, text in enumerate(history, start=1):
+        state = SessionState(turns=len(history))
+        # The newest messages carry the session's mood; a client-sent history of thousands
+        # costs no more than this many (the count of turns is still all of them).
+        first = max(0, len(history) - HISTORY_ANALYSED)
+        for turn, text in enumerate(history[first:], start=first + 1):
             values, _, _ = self._message_features(text, turn)
-            state.turns = turn
             state.max_complaint = max(state.max_complaint, values["p_complaint"])
         return state, False
 

@@ -3,6 +3,8 @@ with the route named, the turn stored, and the HTTP layer only mapping the outco
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
@@ -107,3 +109,34 @@ async def test_a_blocked_message_is_charged_to_the_callers_budget(pipeline) -> N
     with pytest.raises(APIError) as err:  # refusals cost requests too: no free flood
         await pipeline.chat(blocked, {}, caller)
     assert err.value.status == 429
+
+
+async def test_a_megabyte_of_history_does_not_stall_other_requests(pipeline) -> None:
+    # 28,000 messages in one 1 MiB body: deciding it (the sensitive-word scan of every
+    # message, the router's features) runs off the event loop, the history's features only
+    # for the newest messages; a short chat meanwhile is answered first.
+    history = [{"role": "user" if i % 2 == 0 else "assistant",
+                "content": f"message {i:05d} about my lamp order"} for i in range(28_000)]
+    big = ChatRequest.model_validate({"model": "small", "messages": [
+        *history, {"role": "user", "content": "and now?"}]})
+    small = ChatRequest.model_validate({"model": "small", "messages": [
+        {"role": "user", "content": "hi"}]})
+    finished: list[str] = []
+
+    async def ask(name: str, req: ChatRequest) -> object:
+        try:
+            return await pipeline.chat(req, {}, CLIENT)
+        except APIError as err:
+            return err
+        finally:
+            finished.append(name)
+
+    big_task = asyncio.create_task(ask("big", big))
+    await asyncio.sleep(0)  # the big request starts first
+    small_outcome = await ask("small", small)
+    big_outcome = await big_task
+    assert finished == ["small", "big"]
+    assert isinstance(small_outcome, Reply) and small_outcome.status == 200
+    # A megabyte of prompt is over the key's per-minute token budget: a clear 400.
+    assert isinstance(big_outcome, APIError) and big_outcome.status == 400
+    assert big_outcome.param == "max_tokens"

@@ -10,7 +10,7 @@ import pytest
 from kernel.config import AppConfig
 from serving.pipeline.decide import build_engine
 from serving.router.dataset import generate, load
-from serving.router.engine import RoutingEngine
+from serving.router.engine import HISTORY_ANALYSED, RoutingEngine
 from serving.router.rules import RulesError, parse_rules
 from serving.router.sensitive import SensitiveMatcher, mask
 
@@ -110,3 +110,18 @@ def test_numpy_embedder_matches_the_torch_model() -> None:
             hidden = reference(**tokenizer(text, return_tensors="pt")).last_hidden_state[0]
         expected = (hidden.mean(0) / hidden.mean(0).norm()).numpy()
         assert float(np.dot(ours.embed(text), expected)) > 0.9999
+
+
+def test_a_long_client_history_is_read_only_at_its_newest_messages(engine, monkeypatch) -> None:
+    read: list[int] = []
+    features = engine._message_features
+
+    def counting(text: str, turn: int, **kwargs: object):
+        read.append(turn)
+        return features(text, turn, **kwargs)
+
+    monkeypatch.setattr(engine, "_message_features", counting)
+    history = ["This is unacceptable, my lamp arrived broken!"] + ["ok"] * 4999
+    decision = engine.decide("and now?", history=history)
+    assert len(read) == HISTORY_ANALYSED + 1 and read[0] == 5000 - HISTORY_ANALYSED + 1
+    assert decision.tier is not None
