@@ -9,7 +9,8 @@ SUITES = {"serving": "perf.serving_suite", "sessions": "perf.sessions_suite",
           "multiturn": "perf.multiturn_suite", "router": "perf.router_suite",
           "lora": "perf.lora_suite", "knowledge": "perf.knowledge_suite",
           "knowledge-serving": "perf.knowledge_serving_suite",
-          "dtype": "perf.dtype_suite", "compile": "perf.compile_suite"}
+          "dtype": "perf.dtype_suite", "compile": "perf.compile_suite",
+          "ingress": "perf.ingress_suite"}
 
 
 def main() -> int:

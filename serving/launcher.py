@@ -147,18 +147,36 @@ def _kill_leftovers(procs: list[psutil.Process]) -> None:
 
 
 def proxy_env(config: AppConfig) -> dict[str, str]:
-    """Settings for `serving.proxy_hooks`, which Ray Serve runs in its proxy process."""
+    """Settings for `serving.proxy_hooks`, which Ray Serve runs where it listens: in its
+    proxy process, or in the router replica with direct ingress."""
     env = {"RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": "serving.proxy_hooks.configure_proxy",
            MAX_BODY_ENV: str(config.security.max_body_bytes)}
     if config.tls.enabled:
         env[TLS_MIN_ENV] = "1.3"
+    if config.server.ingress == "direct":
+        # The router replica serves the port itself (Ray runs the same hooks there); the
+        # port range is that one port, so the configured port is where it listens.
+        port = config.server.port
+        env |= {"RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+                "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(port),
+                "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(port + 1),
+                # Ray holds a freed port back for HAProxy's sake (none here): a router
+                # replica that replaces a dead one must get the one port at once.
+                "RAY_SERVE_PORT_QUARANTINE_S": "0"}
     return env
+
+
+def proxy_port(config: AppConfig) -> int:
+    """Ray starts its proxy on the head even with direct ingress: it takes the next port,
+    and the router replica the configured one."""
+    port = config.server.port
+    return port + 1 if config.server.ingress == "direct" else port
 
 
 def http_options(config: AppConfig) -> Any:
     from ray.serve.config import HTTPOptions
 
-    options: dict[str, Any] = {"host": config.server.host, "port": config.server.port}
+    options: dict[str, Any] = {"host": config.server.host, "port": proxy_port(config)}
     if config.tls.enabled:
         options |= {"ssl_certfile": str(config.tls.cert_file),
                     "ssl_keyfile": str(config.tls.key_file)}

@@ -1,19 +1,25 @@
-"""Code Ray Serve runs inside its HTTP proxy process, before the server starts.
+"""Code Ray Serve runs where it listens (its HTTP proxy, or the router replica with direct
+ingress), before the server starts.
 
 The launcher names `configure_proxy` in RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH.
-It does two things the proxy has no option for:
+It does what Ray Serve has no option for:
 - TLS 1.3 only: Ray Serve hands the certificate to uvicorn, whose SSL context also
   accepts TLS 1.2 (and an OPENSSL_CONF MinProtocol does not reach Python's contexts),
   so uvicorn's context factory is wrapped to raise the minimum version.
 - Body size: a body larger than the limit is refused with 413 from its
   Content-Length, or once a chunked body grows past it: never read whole.
+- Direct ingress: Ray binds the replica's socket itself, without SO_REUSEADDR, so a router
+  replica that replaces a killed one cannot bind the port while the dead one's connections
+  linger in TIME_WAIT, and Ray then blocks that port for good: the port gets the option.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import ssl
+import types
 from typing import Any
 
 from starlette.middleware import Middleware
@@ -87,8 +93,31 @@ class BodySizeLimit:
         await self.app(scope, replaying_receive, send)
 
 
+class _ReusingSockets(types.ModuleType):
+    """The socket module, but every socket made through it may rebind a port whose last
+    connections are still in TIME_WAIT (what uvicorn itself does)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(socket, name)
+
+    @staticmethod
+    def socket(*args: Any, **kwargs: Any) -> socket.socket:
+        made = socket.socket(*args, **kwargs)
+        made.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        return made
+
+
+def reuse_address() -> None:
+    from ray.serve._private import http_util
+
+    if not isinstance(http_util.socket, _ReusingSockets):
+        http_util.socket = _ReusingSockets("socket")
+
+
 def configure_proxy() -> list[Middleware]:
     if os.environ.get(TLS_MIN_ENV) == "1.3":
         require_tls13()
+    if os.environ.get("RAY_SERVE_ENABLE_DIRECT_INGRESS") == "1":
+        reuse_address()
     max_body = int(os.environ.get(MAX_BODY_ENV, "0"))
     return [Middleware(BodySizeLimit, max_bytes=max_body)] if max_body else []

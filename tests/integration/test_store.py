@@ -154,9 +154,9 @@ def test_sigkill_of_the_router_mid_burst_loses_no_acknowledged_turn(
     assert acknowledged, "no request finished before the kill"
     assert len(acknowledged) < len(sessions), "the kill came too late to cut anything"
 
-    # Ray Serve replaces the dead replica.
+    # Ray Serve replaces the dead replica; with direct ingress nothing listens meanwhile.
     wait_until(lambda: appliance.http(None).get("/readyz").status_code == 200, timeout_s=180,
-               what="the router replica back")
+               ignore=(httpx.TransportError,), what="the router replica back")
     for session, response in acknowledged.items():
         messages = _export(appliance, session)
         assert [m["role"] for m in messages] == ["user", "assistant"], session
