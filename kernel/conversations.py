@@ -8,6 +8,7 @@ be swapped or replayed. A turn is one transaction with synchronous=FULL: once
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kernel.crypto import CryptoError, load_master_key, new_data_key, open_sealed, seal
+
+logger = logging.getLogger("onlycs.store")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS data_keys (
@@ -37,6 +40,15 @@ class StoredMessage:
 
 class StoreBusy(Exception):
     """The database is locked by another writer (or failed to start a transaction)."""
+
+
+class StoreFull(Exception):
+    """The disk (or the file-size limit) has no room for the turn: nothing was written."""
+
+
+def _full(exc: sqlite3.Error) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or \
+        "full" in str(exc)
 
 
 class StoreError(Exception):
@@ -62,6 +74,7 @@ class ConversationStore:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                    timeout=busy_timeout_s)
         self._lock = threading.RLock()
+        self.corrupt_records = 0  # records left out of a history for failing authentication
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
@@ -121,6 +134,15 @@ class ConversationStore:
         key_id = self.active_key_id()
         algorithm, key = self._key(key_id)
         now = time.time()
+        try:
+            return self._append(session_id, messages, key_id, algorithm, key, now)
+        except sqlite3.OperationalError as exc:
+            if _full(exc):
+                raise StoreFull(str(exc)) from None
+            raise
+
+    def _append(self, session_id: str, messages: list[StoredMessage], key_id: int,
+                algorithm: str, key: bytes, now: float) -> int:
         with self._transaction():
             seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM messages "
                                    "WHERE session_id = ?", (session_id,)).fetchone()[0]
@@ -146,8 +168,9 @@ class ConversationStore:
                 (len(suffix), suffix)).fetchall()
         return sorted(r[0] for r in rows)
 
-    def export(self, session_id: str) -> list[dict]:
-        """Decrypted messages of a session; a record that fails authentication raises."""
+    def export(self, session_id: str, *, skip_corrupt: bool = False) -> list[dict]:
+        """Decrypted messages of a session; a record that fails authentication raises, or
+        with `skip_corrupt` is left out (logged; counted in `corrupt_records`)."""
         with self._lock:
             rows = self._db.execute("SELECT seq, role, key_id, nonce, ciphertext, created "
                                     "FROM messages WHERE session_id = ? ORDER BY seq",
@@ -159,13 +182,20 @@ class ConversationStore:
                 text = open_sealed(algorithm, key, nonce, sealed,
                                    _record_aad(session_id, seq, role)).decode()
             except CryptoError as exc:
-                raise CryptoError(f"session {session_id} message {seq}: {exc}") from None
+                if not skip_corrupt:
+                    raise CryptoError(f"session {session_id} message {seq}: {exc}") from None
+                logger.error("conversation store: session %s message %d fails "
+                             "authentication (%s); left out of the history", session_id, seq,
+                             exc)
+                self.corrupt_records += 1
+                continue
             out.append({"seq": seq, "role": role, "content": text, "created": created})
         return out
 
     def recent(self, session_id: str, limit: int) -> list[dict]:
-        """The last `limit` messages of a session, oldest first."""
-        return self.export(session_id)[-limit:] if limit else []
+        """The last `limit` messages of a session, oldest first; a corrupt record is left out
+        (the session goes on), never returned."""
+        return self.export(session_id, skip_corrupt=True)[-limit:] if limit else []
 
     def reencrypt(self) -> int:
         """Re-seal every record not under the active data key; returns how many."""
@@ -218,6 +248,16 @@ class _Commit:
 
     def __exit__(self, kind: object, *_: object) -> None:
         try:
-            self._db.execute("ROLLBACK" if kind else "COMMIT")
+            if kind:
+                self._db.execute("ROLLBACK")
+                return
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                # A failed COMMIT (disk full) leaves the transaction open: every later
+                # BEGIN would fail. Undo it; the error still reaches the caller.
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
         finally:
             self._lock.release()

@@ -53,6 +53,14 @@ SENSITIVE_HITS = Counter(
 CONTEXT_CACHE = Counter(
     "onlycs_context_cache_lookups", "Router context-cache lookups, by result (hit/miss).",
     ["result"])
+STORE_CORRUPT = Counter(
+    "onlycs_store_corrupt_records",
+    "Stored records that failed authentication and were left out of a session's history.",
+)
+STORE_FULL = Counter(
+    "onlycs_store_full",
+    "Turns refused because the conversation store's disk was full (nothing acknowledged).",
+)
 BLOCKED = Counter(
     "onlycs_blocked_requests", "Requests refused by the appliance itself (sensitive words).",
     ["list"])

@@ -16,8 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kernel.config import SessionsConfig
-from kernel.conversations import ConversationStore, StoreBusy, StoredMessage
+from kernel.conversations import ConversationStore, StoreBusy, StoredMessage, StoreFull
 from kernel.errors import APIError
+from serving import metrics
 from serving.context import persona_name, persona_prompt, trimmed, with_context
 from serving.protocol import ChatRequest, content_text
 
@@ -81,8 +82,11 @@ class SessionStage:
         known = await asyncio.to_thread(self.store.has_session, session_id)
         history: list[dict] = []
         if known and not any(m.role == "assistant" for m in req.messages):
+            corrupt = self.store.corrupt_records
             stored = await asyncio.to_thread(self.store.recent, session_id,
                                              self.config.history_messages)
+            if self.store.corrupt_records > corrupt:
+                metrics.STORE_CORRUPT.inc(self.store.corrupt_records - corrupt)
             history = trimmed(stored, self.config.history_chars)
         own = with_context(req, system, [])
         turn = PendingTurn(session_id, client_id,
@@ -95,6 +99,11 @@ class SessionStage:
         try:
             await asyncio.to_thread(self.store.append_turn, turn.session_id,
                                     [*turn.messages, StoredMessage("assistant", reply)])
+        except StoreFull:
+            metrics.STORE_FULL.inc()
+            logger.error("conversation store: the disk is full")
+            raise APIError(507, "the conversation store's disk is full; nothing was "
+                           "acknowledged", code="insufficient_storage") from None
         except StoreBusy:
             logger.warning("conversation store busy (locked by another process)")
             raise APIError(503, "the conversation store is busy; nothing was acknowledged, "

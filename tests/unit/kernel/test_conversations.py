@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel.conversations import ConversationStore, StoredMessage
+from kernel.conversations import ConversationStore, StoredMessage, StoreFull
 from kernel.crypto import CryptoError, create_master_key
 
 SECRET = "my ID card is 110101199003077777 and my phone 13800138000"
@@ -89,7 +89,7 @@ def test_purge_removes_only_old_records(tmp_path: Path) -> None:
 WRITER = """
 import sys
 from pathlib import Path
-from kernel.conversations import ConversationStore, StoredMessage
+from kernel.conversations import ConversationStore, StoredMessage, StoreFull
 store = ConversationStore(Path(sys.argv[1]) / "c.db", Path(sys.argv[1]) / "master.key")
 for i in range(100000):
     store.append_turn(f"s{i % 7}", [StoredMessage("user", f"q{i}"),
@@ -151,3 +151,52 @@ def test_a_store_locked_by_another_process_fails_fast_then_recovers(tmp_path: Pa
     threading.Thread(target=write, daemon=True).start()
     assert done.wait(10), "a write after a busy store hung"
     assert [m["content"] for m in store.export("s")] == ["q", "a"]
+
+
+def test_one_corrupt_record_is_left_out_and_the_session_goes_on(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    store.append_turn("s1", [StoredMessage("user", "first"), StoredMessage("assistant", "one")])
+    store.append_turn("s1", [StoredMessage("user", "second"), StoredMessage("assistant", "two")])
+    store.close()
+    db = sqlite3.connect(tmp_path / "c.db")
+    db.execute("UPDATE messages SET ciphertext = zeroblob(length(ciphertext)) WHERE seq = 2")
+    db.commit()
+    db.close()
+    store = _store(tmp_path)
+    assert [m["content"] for m in store.recent("s1", 10)] == ["first", "second", "two"]
+    assert store.corrupt_records == 1
+    store.append_turn("s1", [StoredMessage("user", "third"), StoredMessage("assistant", "3")])
+    assert [m["seq"] for m in store.recent("s1", 2)] == [5, 6]
+    with pytest.raises(CryptoError, match="message 2"):  # an admin's export still says so
+        store.export("s1")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_full_disk_acknowledges_nothing_and_the_store_recovers(tmp_path: Path) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)], check=True)
+    try:
+        key = tmp_path / "master.key"
+        create_master_key(key)
+        store = ConversationStore(disk / "c.db", key)
+        store.append_turn("s1", [StoredMessage("user", "before"),
+                                 StoredMessage("assistant", "ok")])
+        filler = disk / "filler"
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+        with pytest.raises(OSError, match="No space"):
+            while True:  # fill the disk to the last block
+                os.write(fd, os.urandom(4096))
+        os.close(fd)
+        with pytest.raises(StoreFull):
+            for i in range(200):
+                store.append_turn(f"s{i}", [StoredMessage("user", "x" * 4000),
+                                            StoredMessage("assistant", "y" * 4000)])
+        written = {m["content"] for m in store.export("s1")}
+        filler.unlink()  # room again: the next turn is stored, nothing half-written before
+        store.append_turn("s1", [StoredMessage("user", "after"), StoredMessage("assistant", "ok")])
+        assert written == {"before", "ok"}
+        assert [m["content"] for m in store.export("s1")] == ["before", "ok", "after", "ok"]
+        store.close()
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)

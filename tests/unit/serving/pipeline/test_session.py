@@ -3,8 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
-from kernel.conversations import ConversationStore
+from kernel.conversations import ConversationStore, StoreFull
 from kernel.errors import APIError
 from serving.pipeline.session import SESSION_HEADER, SessionStage
 from serving.protocol import ChatRequest
@@ -64,3 +65,25 @@ async def test_the_same_session_id_under_another_key_is_another_session(
     assert [m["content"] for m in stage.store.export("key-a/s-9")] == [
         "My address is 5 Elm St.", "Noted."]
     assert stage.store.sessions_named("s-9") == ["key-a/s-9", "key-b/s-9"]
+
+
+async def test_a_full_disk_is_a_507_and_a_corrupt_record_is_counted(tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    stage = _stage(tmp_path)
+    opened = await stage.open(_ask("hello"), {SESSION_HEADER: "s-full"}, "key-a", None)
+
+    def full(*_: object) -> None:
+        raise StoreFull("database or disk is full")
+
+    monkeypatch.setattr(stage.store, "append_turn", full)
+    with pytest.raises(APIError) as err:
+        await stage.save(opened.turn, "hi")
+    assert (err.value.status, err.value.code) == (507, "insufficient_storage")
+    assert "nothing was acknowledged" in err.value.message
+    before = REGISTRY.get_sample_value("onlycs_store_corrupt_records_total") or 0.0
+    monkeypatch.undo()
+    await stage.save(opened.turn, "hi")
+    stage.store._db.execute("UPDATE messages SET ciphertext = zeroblob(16) WHERE seq = 2")
+    again = await stage.open(_ask("still there?"), {SESSION_HEADER: "s-full"}, "key-a", None)
+    assert [m.content for m in again.request.messages][-2:] == ["hello", "still there?"]
+    assert REGISTRY.get_sample_value("onlycs_store_corrupt_records_total") == before + 1
