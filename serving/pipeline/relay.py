@@ -17,13 +17,17 @@ SaveTurn = Callable[[str], Awaitable[None]]
 
 async def relay(first: str, stream: Any, output_filter: OutputFilter,
                 save: SaveTurn | None, on_end: Callable[[], None]) -> AsyncIterator[str]:
-    """`save` (None: no store) gets choice 0's text as it went out, before `[DONE]`."""
+    """`save` (None: no store) gets choice 0's text as it went out, before `[DONE]`. A
+    stream that carried an error event (the engine failed mid-answer) is not stored: the
+    client saw no complete answer, so none is acknowledged."""
     finished = False
+    failed = False
     sse_filter = SSEFilter(output_filter)
     try:
         async for raw in prepend(first, stream):
             chunk = sse_filter.rewrite(raw)
-            if save is not None and chunk.startswith("data: [DONE]"):
+            failed = failed or is_error_event(chunk)
+            if save is not None and not failed and chunk.startswith("data: [DONE]"):
                 try:
                     await save(sse_filter.sent_text)
                 except APIError as err:
@@ -36,6 +40,15 @@ async def relay(first: str, stream: Any, output_filter: OutputFilter,
         on_end()
         if not finished:
             stream.cancel()
+
+
+def is_error_event(chunk: str) -> bool:
+    if not chunk.startswith('data: {"error"'):
+        return False
+    try:
+        return "error" in json.loads(chunk[6:])
+    except ValueError:
+        return False
 
 
 async def stored_stream(events: AsyncIterator[str], saving: Awaitable[None]

@@ -66,3 +66,34 @@ async def test_a_client_gone_mid_stream_cancels_the_engine_request(tiers) -> Non
     await events.__anext__()
     await events.aclose()  # what Starlette does when the client disconnects
     assert opened.stream.cancelled
+
+
+async def test_a_stream_the_engine_broke_off_is_not_stored_as_an_answer() -> None:
+    # vLLM ends a failed stream with an error event and then [DONE].
+    chunk = {"choices": [{"index": 0, "delta": {"content": "The lamp costs"}}]}
+    error = {"error": {"message": "engine died", "type": "InternalServerError", "code": 500}}
+
+    class Broken:
+        cancelled = False
+
+        def __init__(self) -> None:
+            self.rest = iter([f"data: {json.dumps(error)}\n\n", "data: [DONE]\n\n"])
+
+        def __aiter__(self):
+            return self
+
+        async def __anext__(self) -> str:
+            try:
+                return next(self.rest)
+            except StopIteration:
+                raise StopAsyncIteration from None
+
+    saved: list[str] = []
+
+    async def save(text: str) -> None:
+        saved.append(text)
+
+    events = [e async for e in relay(f"data: {json.dumps(chunk)}\n\n", Broken(), OutputFilter(),
+                                     save, lambda: None)]
+    assert any('"engine died"' in e for e in events) and events[-1] == "data: [DONE]\n\n"
+    assert saved == []  # the partial "The lamp costs" is no acknowledged turn
