@@ -34,7 +34,8 @@ class ServerConfig(Section):
     )
     ingress: Literal["direct", "proxy"] = Field(
         "direct", description="direct: the router replica listens on the port itself (one "
-        "router per node, no proxy hop); proxy: Ray Serve's HTTP proxy listens and forwards.")
+        "router per node, no proxy hop; Ray's own proxy idles on a free port); proxy: Ray "
+        "Serve's HTTP proxy listens and forwards.")
 
 
 class LimitsConfig(Section):

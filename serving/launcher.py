@@ -3,6 +3,12 @@
 Stopping takes the whole process tree down: vLLM's EngineCore and worker
 processes outlive a plain SIGTERM to their parent, so whatever is left of this
 process's descendants after Ray has shut down is killed.
+
+`onlycs serve` is two processes: a supervisor in the terminal's process group, and the
+appliance in a session of its own. Ctrl-C signals the whole group: Ray's raylet and
+gcs_server, had they been in it, died at once and left the replicas and the vLLM engines
+running with no one to drain or stop them. Now only the supervisor gets the group's
+signal, and hands it to the appliance as one SIGTERM: a drain, then a stop of every process.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import logging
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -167,10 +174,10 @@ def proxy_env(config: AppConfig) -> dict[str, str]:
 
 
 def proxy_port(config: AppConfig) -> int:
-    """Ray starts its proxy on the head even with direct ingress: it takes the next port,
-    and the router replica the configured one."""
-    port = config.server.port
-    return port + 1 if config.server.ingress == "direct" else port
+    """Ray starts its proxy on the head even with direct ingress: it gets a free port of
+    the kernel's choosing (never one another service may hold), the router replica the
+    configured one."""
+    return 0 if config.server.ingress == "direct" else config.server.port
 
 
 def http_options(config: AppConfig) -> Any:
@@ -199,6 +206,37 @@ def _drain(router: Any, timeout_s: float, begin_timeout_s: float | None = None) 
     except TimeoutError:
         logger.warning("drain timeout: %d requests still in flight are cut off",
                        router.in_flight.remote().result())
+
+
+SUPERVISED_ENV = "ONLYCS_SUPERVISED"
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: a SIGTERM (a drain) when the supervisor dies."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def supervise(argv: list[str]) -> int:
+    """Run `argv` (this same `onlycs serve`) in a new session and pass it each SIGINT or
+    SIGTERM as SIGTERM; its exit code is ours."""
+    child = subprocess.Popen(argv, env={**os.environ, SUPERVISED_ENV: "1"},
+                             start_new_session=True, preexec_fn=_die_with_parent)
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    return child.wait()
+
+
+def supervised() -> bool:
+    return os.environ.get(SUPERVISED_ENV) == "1"
 
 
 def serve_foreground(config: AppConfig) -> int:

@@ -14,8 +14,13 @@ from kernel.config import load_config
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from kernel import logs
-    from serving.launcher import preflight, serve_foreground
+    from serving.launcher import preflight, serve_foreground, supervise, supervised
 
+    if not supervised():  # Ctrl-C's group signal must not reach Ray's daemons
+        argv = [sys.executable, "-m", "appliance.cli", "serve"]
+        if args.config is not None:
+            argv += ["--config", str(Path(args.config).resolve())]
+        return supervise(argv)
     config = load(args.config)
     logs.configure(config.logging)
     problems = preflight(config)

@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import os
+import signal
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 from kernel.keys import KeyStore
+from kernel.processes import wait_until
 from serving.launcher import _admin_key_problems
 from tests.unit.serving.pipeline.conftest import make_config
 
@@ -27,3 +32,52 @@ def test_a_stale_admin_key_file_is_named_not_overwritten(tmp_path: Path) -> None
     problems = _admin_key_problems(config)
     assert len(problems) == 1 and problems[0].startswith("security.admin_key_file:")
     assert path.read_text() == "ocs-old\n"
+
+
+CHILD = """
+import os, signal, sys, time
+out = sys.argv[1]
+def on_term(signum, frame):
+    with open(out, "a") as fh:
+        fh.write(f"SIGTERM pgid={os.getpgid(0)}\\n")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, on_term)
+signal.signal(signal.SIGINT, lambda *_: open(out, "a").write("SIGINT\\n"))
+open(out, "a").write("ready\\n")
+while True:
+    time.sleep(0.05)
+"""
+
+SUPERVISOR = """
+import sys
+from serving.launcher import supervise
+sys.exit(supervise([sys.executable, "-c", sys.argv[1], sys.argv[2]]))
+"""
+
+
+def _started(out: Path) -> subprocess.Popen:
+    supervisor = subprocess.Popen([sys.executable, "-c", SUPERVISOR, CHILD, str(out)],
+                                  start_new_session=True)
+    wait_until(lambda: out.exists() and "ready" in out.read_text(), timeout_s=30,
+               interval_s=0.05, what="the supervised child")
+    return supervisor
+
+
+def test_ctrl_c_to_the_group_reaches_the_appliance_only_as_one_drain(tmp_path: Path) -> None:
+    out = tmp_path / "signals"
+    supervisor = _started(out)
+    os.killpg(supervisor.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    assert supervisor.wait(30) == 0
+    lines = out.read_text().splitlines()
+    # The child never saw the group's SIGINT (its own session) but got one SIGTERM.
+    assert lines[0] == "ready" and len(lines) == 2 and lines[1].startswith("SIGTERM pgid=")
+    assert int(lines[1].split("=")[1]) != supervisor.pid
+
+
+def test_the_appliance_drains_when_its_supervisor_is_killed(tmp_path: Path) -> None:
+    out = tmp_path / "signals"
+    supervisor = _started(out)
+    supervisor.kill()
+    supervisor.wait(30)
+    wait_until(lambda: "SIGTERM" in out.read_text(), timeout_s=30, interval_s=0.05,
+               what="the orphaned child told to stop")
