@@ -85,3 +85,24 @@ def test_server_keeps_serving_after_bad_input(appliance: Appliance) -> None:
     reply = appliance.openai().chat.completions.create(model="small", messages=HI, max_tokens=4)
     assert reply.choices[0].message.content is not None
     assert appliance.http().get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize(("path", "extra", "param"), [
+    ("/v1/chat/completions", {"frobnicate": 1}, "frobnicate"),
+    ("/v1/chat/completions", {"chat_template": "{{ x }}"}, "chat_template"),
+    ("/v1/chat/completions", {"logprobs": True, "top_logprobs": 5}, "logprobs"),
+    ("/v1/chat/completions", {"tools": [{"type": "function", "function": {"name": "f"}}]},
+     "tools"),
+    ("/v1/chat/completions", {"stop": [f"s{i}" for i in range(9)]}, "stop"),
+    ("/v1/chat/completions", {"structured_outputs": {"regex": "a" * 20_000}},
+     "structured_outputs"),
+    ("/v1/completions", {"prompt": ["x"] * 33}, "prompt"),
+    ("/v1/completions", {"prompt": "x", "echo": True}, "echo"),
+    ("/v1/completions", {"prompt": "x", "prompt_logprobs": 1}, "prompt_logprobs"),
+])
+def test_fields_outside_the_allow_list_or_bounds_are_400_by_name(
+        appliance: Appliance, path: str, extra: dict, param: str) -> None:
+    base = {"model": "small"} | ({"messages": HI} if "chat" in path else {})
+    response = appliance.http().post(path, json=base | extra)
+    assert response.status_code == 400, response.text
+    _assert_openai_error(response.json(), param)
