@@ -126,6 +126,15 @@ class SeenMessages:
         return True
 
 
+# Replies still owed to a platform in this process, over every channel: a drain waits for
+# them as for requests (counted here, not on the adapter, which Ray Serve copies).
+OWED: set[asyncio.Task] = set()
+
+
+def owed_replies() -> int:
+    return len(OWED)
+
+
 class Deliveries:
     """Replies that missed the platform's deadline, finished in the background."""
 
@@ -136,7 +145,9 @@ class Deliveries:
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
         self._tasks.add(task)  # keep a reference until it is done
+        OWED.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(OWED.discard)
 
     async def within(self, seconds: float, reply: Coroutine[Any, Any, str],
                      late: Callable[[str], Awaitable[None]]) -> str | None:

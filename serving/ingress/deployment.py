@@ -11,6 +11,7 @@ from ray import serve
 from kernel.config import AppConfig
 from kernel.gpu import GPUCollector
 from serving import metrics
+from serving.channels.common import owed_replies
 from serving.channels.hub import mount_channels
 from serving.ingress import routes_admin, routes_health, routes_openai
 from serving.ingress.callers import docs_follow_auth
@@ -55,9 +56,10 @@ def make_ingress_deployment(config: AppConfig) -> Any:
         async def begin_drain(self) -> int:
             """SIGTERM: stop taking new work; started work finishes."""
             self.pipeline.admission.draining = True
-            return self.pipeline.admission.in_flight
+            return await self.in_flight()
 
         async def in_flight(self) -> int:
-            return self.pipeline.admission.in_flight
+            """Requests still running, and replies still owed to a chat platform."""
+            return self.pipeline.admission.in_flight + owed_replies()
 
     return Ingress

@@ -25,7 +25,13 @@ import pytest
 from kernel.config import AppConfig
 from serving.channels import feishu_crypto
 from serving.channels.cipher import CipherError
-from serving.channels.common import ReplyRefused, SeenMessages, session_for, session_secret
+from serving.channels.common import (
+    ReplyRefused,
+    SeenMessages,
+    owed_replies,
+    session_for,
+    session_secret,
+)
 from serving.channels.standalone import build_app
 from serving.channels.wecom_crypto import WeComCrypto, WrongReceiver
 from tests.platform_requests import (
@@ -539,3 +545,20 @@ def test_enabled_channel_with_missing_secrets_is_a_config_error() -> None:
     dumped = AppConfig.model_validate({"channels": {"dingtalk": {
         "enabled": True, "app_secret": "top-secret"}}}).model_dump_json()
     assert "top-secret" not in dumped
+
+
+async def test_a_reply_owed_to_the_platform_is_counted_until_it_is_sent(
+        client: httpx.AsyncClient, responder: RecordingResponder,
+        platform: PlatformServer) -> None:
+    # What a drain waits for beside running requests (serving/ingress/deployment.py).
+    responder.delay_s = SLOW_REPLY_S
+    params, body = wecom_message("owed", user="owed-user")
+    assert (await client.post("/channels/wecom/callback", params=params,
+                              content=body)).status_code == 200
+    assert owed_replies() == 1
+    await _sent(platform, 1)
+    for _ in range(100):
+        if owed_replies() == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert owed_replies() == 0
