@@ -41,8 +41,9 @@ class AdapterControl:
             raise APIError(400, f"LoRA is disabled on the {self.tier} tier "
                            f"(tiers.{self.tier}.enable_lora)")
         try:
-            path = validate(self.root, name, folder, base_sha256=self.base_sha256,
-                            max_rank=self.max_rank)
+            # Checksumming the adapter's files reads megabytes: off the event loop.
+            path = await asyncio.to_thread(validate, self.root, name, folder,
+                                           base_sha256=self.base_sha256, max_rank=self.max_rank)
         except AdapterError as exc:
             self._event("load", False)
             raise APIError(400, str(exc), param=exc.param, code="invalid_adapter") from None
