@@ -62,8 +62,9 @@ def test_sigterm_drains_and_stops_the_tree(appliance: Appliance) -> None:
     assert alive == [], f"left running: {[p.name() for p in alive]}"
 
 
-def test_a_group_signal_during_start_up_stops_every_process(appliance: Appliance,
-                                                             tmp_path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_group_signal_during_start_up_stops_every_process(appliance: Appliance, tmp_path,
+                                                             signum: int) -> None:
     # After the session's appliance has stopped: the same config on another port.
     port = free_port()
     config = tmp_path / "config.toml"
@@ -80,7 +81,7 @@ def test_a_group_signal_during_start_up_stops_every_process(appliance: Appliance
 
         tree = wait_until(started, timeout_s=120, interval_s=0.2, ignore=(psutil.Error,),
                           what="Ray starting")
-        os.killpg(process.pid, signal.SIGTERM)
+        os.killpg(process.pid, signum)
         assert process.wait(180) == 0, (tmp_path / "serve.log").read_text()[-3000:]
     time.sleep(1)
     # Also any started after the tree was listed (an engine core), orphaned or not.
