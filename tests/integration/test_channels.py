@@ -12,13 +12,14 @@ import secrets
 import subprocess
 import sys
 import time
+from pathlib import Path
 from xml.etree import ElementTree
 
 import httpx
 import pytest
 
 from kernel.processes import wait_until
-from serving.channels.common import session_for
+from serving.channels.common import session_for, session_secret
 from tests.integration.conftest import REPO, Appliance, free_port
 from tests.platform_requests import (
     dingtalk_message,
@@ -30,6 +31,14 @@ from tests.platform_requests import (
 
 pytestmark = pytest.mark.integration
 
+
+
+def _session(appliance: Appliance, channel: str, user: str,
+             config_dir: Path | None = None) -> str:
+    """The session the channels name this platform user's (keyed by their install secret,
+    beside their config file)."""
+    folder = config_dir or appliance.config_path.parent
+    return session_for(channel, user, session_secret(folder / "var" / "channel-sessions.key"))
 
 def _export(appliance: Appliance, session: str) -> list[dict]:
     done = appliance.onlycs("conversations", "export", "--session", session)
@@ -73,7 +82,7 @@ def test_wecom_message_gets_exactly_one_reply_and_is_stored(appliance: Appliance
         assert len(sent) == 1
         text = sent[0].text
     assert text
-    messages = _export(appliance, session_for("wecom", user))
+    messages = _export(appliance, _session(appliance, "wecom", user))
     assert [(m["role"], m["content"]) for m in messages[-2:]] == [
         ("user", "What are your opening hours?"), ("assistant", text)]
 
@@ -94,7 +103,7 @@ def test_feishu_message_is_acknowledged_then_replied_through_the_api(
     sent = _wait_sent(appliance, "feishu", message_id)
     time.sleep(1)
     assert len(_sent_to(appliance, "feishu", message_id)) == 1 and sent[0].text
-    messages = _export(appliance, session_for("feishu", open_id))
+    messages = _export(appliance, _session(appliance, "feishu", open_id))
     assert (messages[-1]["role"], messages[-1]["content"]) == ("assistant", sent[0].text)
     assert messages[-2]["content"] == "Do you ship to Hangzhou?"
     print(f"feishu acknowledged in {acknowledged_s:.3f} s")
@@ -125,7 +134,7 @@ def test_dingtalk_message_is_answered_and_history_carries_over(appliance: Applia
             wait_until(lambda: len(_sent_to(appliance, "dingtalk")) > before,  # noqa: B023
                        timeout_s=120, interval_s=0.2, what="the late DingTalk reply")
             replies.append(_sent_to(appliance, "dingtalk")[-1].text)
-    messages = _export(appliance, session_for("dingtalk", staff))
+    messages = _export(appliance, _session(appliance, "dingtalk", staff))
     users = [m["content"] for m in messages if m["role"] == "user"]
     assert users == ["Hello, I bought a lamp.", "Can I return it?"]
     assert all(replies)
@@ -182,7 +191,7 @@ def test_channels_run_on_their_own_in_front_of_a_backend(appliance: Appliance,
         else:
             reply = _wait_sent(appliance, "dingtalk", webhook_session)[-1].text
         assert reply
-        stored = _export(appliance, session_for("dingtalk", staff))
+        stored = _export(appliance, _session(appliance, "dingtalk", staff, Path(tmp_path)))
         assert stored[-2]["content"] == "What is your phone number?"
         assert stored[-1]["content"] == reply
     finally:
