@@ -146,9 +146,10 @@ def test_forged_callbacks_to_the_appliance_are_refused(appliance: Appliance) -> 
     params["msg_signature"] = "0" * 40
     assert client.post("/channels/wecom/callback", params=params,
                        content=body).status_code == 401
+    # Signed with a guessed key: refused on the signature, before anything is decrypted.
     headers, body = feishu_signed(feishu_message_event("hello"), encrypt_key="guessed")
-    assert client.post("/channels/feishu/events", headers=headers,
-                       content=body).status_code == 400
+    refused = client.post("/channels/feishu/events", headers=headers, content=body)
+    assert (refused.status_code, refused.text) == (401, "callback refused")
     headers, body = dingtalk_message("hello", appliance.platform.base_url, secret="guessed")
     assert client.post("/channels/dingtalk/robot", headers=headers,
                        content=body).status_code == 401
