@@ -55,7 +55,7 @@ PROGRESS_EVERY_S = 15.0
 DRAIN_POLL_S = 0.5
 
 
-class _StopRequested(Exception):
+class _StopRequested(BaseException):  # never swallowed by an `except Exception` in Ray
     pass
 
 
@@ -264,15 +264,22 @@ def serve_foreground(config: AppConfig) -> int:
 
     me = psutil.Process()
     server = config.server
+    ray_up = serve_up = False
+    # Ours from the first moment: a stop while Ray is still starting is a stop, not a
+    # Python default that kills this process with Ray's daemons left behind.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         if config.ray.address == "local":
             ray.init(address="local", include_dashboard=False, num_cpus=os.cpu_count(),
                      configure_logging=False)
         else:  # a cluster's resources are its nodes' own
             ray.init(address=config.ray.address, configure_logging=False)
-        # After ray.init: it installs its own SIGTERM handler, which exits at once.
+        ray_up = True
+        # Again after ray.init: it installs its own SIGTERM handler, which exits at once.
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        serve_up = True  # from here serve.shutdown() has something to stop, or says so
         serve.start(http_options=http_options(config),
                     logging_config=serve_logging(config.logging))
         started, done = time.monotonic(), threading.Event()
@@ -290,21 +297,29 @@ def serve_foreground(config: AppConfig) -> int:
         while not stop.wait(1.0):
             pass
         _drain(serve.get_app_handle(APP_NAME), server.drain_timeout_s)
-    except _StopRequested:
+    except (_StopRequested, SystemExit) as stopped:
+        # SystemExit: Ray's own handler, which ray.init puts in place of ours while it runs.
+        if isinstance(stopped, SystemExit) and not starting:
+            raise
         logger.info("stopped during start-up")
         starting = False  # a second signal must not interrupt the drain below
         # serve.run() polls the app's status, so the router can already be answering (and
         # have requests running) when a signal lands before it returns: drain those too.
         # With no router up yet there is nothing to drain, and the lookup fails: fine.
-        with contextlib.suppress(Exception):
-            _drain(serve.get_app_handle(APP_NAME), server.drain_timeout_s, begin_timeout_s=5)
+        if serve_up:
+            with contextlib.suppress(Exception):
+                _drain(serve.get_app_handle(APP_NAME), server.drain_timeout_s,
+                       begin_timeout_s=5)
     finally:
         descendants = me.children(recursive=True)
         try:
-            serve.shutdown()
+            if serve_up:
+                serve.shutdown()
         finally:
-            ray.shutdown()
-            _kill_leftovers(descendants)
+            if ray_up:
+                ray.shutdown()
+            # Ray stopped mid-start has no session to shut down: its daemons are ours to end.
+            _kill_leftovers(me.children(recursive=True) + descendants)
             shutil.rmtree(metrics_dir, ignore_errors=True)
     logger.info("stopped")
     return 0
