@@ -134,14 +134,21 @@ class RequestPipeline:
         route = knowledge_route(None, decision.rule, answer,
                                 session_id=turn.client_id if turn else None)
         metrics.ROUTING_DECISIONS.labels("none", route.rule).inc()
+        return await self._own_reply(req, text, route, turn, model=KB_MODEL,
+                                     finish_reason="stop")
+
+    async def _own_reply(self, req: Request, text: str, route: Route,
+                         turn: PendingTurn | None, **shape: str) -> Outcome:
+        """A reply the appliance wrote itself (kb, abstain, refusal), stored as a turn: a
+        stream goes out at once and ends once the store has it; a body waits for the store."""
         if req.stream:
-            events = refusal_stream(req, text, model=KB_MODEL, finish_reason="stop")
+            events = refusal_stream(req, text, **shape)
             if turn is not None:
                 events = stored_stream(events, self.sessions.save(turn, text))
             return StreamReply(events, route)
         if turn is not None:
             await self.sessions.save(turn, text)
-        return Reply(200, refusal_body(req, text, model=KB_MODEL, finish_reason="stop"), route)
+        return Reply(200, refusal_body(req, text, **shape), route)
 
     async def _grounded(self, req: Request, body: dict[str, Any], route: Route,
                         turn: PendingTurn | None, answer: Answer) -> Outcome:
@@ -209,11 +216,7 @@ class RequestPipeline:
         metrics.BLOCKED.labels(decision.rule.removeprefix("blocked.")).inc()
         metrics.ROUTING_DECISIONS.labels("none", decision.rule).inc()
         route = Route(None, decision.rule, None, turn.client_id if turn else None)
-        if turn is not None:
-            await self.sessions.save(turn, REFUSAL)
-        if req.stream:
-            return StreamReply(refusal_stream(req, REFUSAL), route)
-        return Reply(200, refusal_body(req, REFUSAL), route)
+        return await self._own_reply(req, REFUSAL, route, turn)
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         tiers = await self.dispatcher.readiness()
