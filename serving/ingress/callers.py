@@ -42,17 +42,17 @@ CallerDep = Annotated[Caller, Depends(caller)]
 AdminDep = Annotated[Caller, Depends(admin)]
 
 
-def may_introspect(request: Request) -> bool:
-    """Whether this caller may see the API's shape and the tiers' details: anyone when auth
-    is off (or `server.public_introspection`), else a caller with a valid key."""
+def introspection_refused(request: Request) -> APIError | None:
+    """Why this caller may not see the API's shape and the tiers' details (None: it may):
+    anyone may when auth is off (or `server.public_introspection`), else a valid key."""
     pipeline = pipeline_of(request)
     if not pipeline.access.required or pipeline.config.server.public_introspection:
-        return True
+        return None
     try:
         caller(request)
-    except APIError:
-        return False
-    return True
+    except APIError as err:
+        return err
+    return None
 
 
 DOC_PATHS = ("/docs", "/openapi.json")
@@ -60,9 +60,8 @@ DOC_PATHS = ("/docs", "/openapi.json")
 
 async def docs_follow_auth(request: Request, call_next: Any) -> Any:
     """/docs and /openapi.json need a key when the API does (the API's whole shape)."""
-    if request.url.path.startswith(DOC_PATHS) and not may_introspect(request):
-        try:
-            caller(request)
-        except APIError as err:
-            return error_response(err)
+    if request.url.path.startswith(DOC_PATHS):
+        refused = introspection_refused(request)
+        if refused is not None:
+            return error_response(refused)
     return await call_next(request)

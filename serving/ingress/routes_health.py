@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from serving import metrics
-from serving.ingress.callers import caller, ingress_of, may_introspect, pipeline_of
+from serving.ingress.callers import caller, ingress_of, introspection_refused, pipeline_of
 
 router = APIRouter()
 metrics_router = APIRouter()
@@ -22,7 +22,8 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
     ready, tiers = await pipeline_of(request).readiness()
-    if not may_introspect(request):  # a probe without a key learns up or down, no more
+    # A probe without a key learns up or down, no more.
+    if introspection_refused(request) is not None:
         tiers = {name: {"ready": tier["ready"]} for name, tier in tiers.items()}
     body = {"status": "ready" if ready else "not_ready", "tiers": tiers}
     return JSONResponse(body, status_code=200 if ready else 503)
