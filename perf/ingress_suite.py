@@ -44,13 +44,7 @@ def _health_ms(url: str) -> float:
 
 
 def _kb_ttft_ms(url: str, clients: int) -> float:
-    import perf.knowledge_serving_suite as kbs
-
-    kbs.CLIENTS, saved = clients, kbs.CLIENTS
-    try:
-        samples, modes = asyncio.run(_ttft(url, KB_QUESTIONS, KB_ANSWERS, "kb"))
-    finally:
-        kbs.CLIENTS = saved
+    samples, modes = asyncio.run(_ttft(url, KB_QUESTIONS, KB_ANSWERS, "kb", clients))
     assert modes == {"kb"}, modes
     return percentile(samples, 50) * 1000
 

@@ -33,7 +33,7 @@ KB_QUESTIONS = ["How many watts does the Orbit ceiling light pull?", "Halo 落�
 OPEN_QUESTIONS = ["Hello!", "Thanks a lot!", "你好", "Good morning"]
 
 
-async def _ttft(url: str, texts: list[str], count: int, wanted: str
+async def _ttft(url: str, texts: list[str], count: int, wanted: str, clients: int = CLIENTS
                 ) -> tuple[list[float], set[str]]:
     """Time to the first content chunk, of the answers in the variant's mode."""
     samples: list[float] = []
@@ -60,7 +60,7 @@ async def _ttft(url: str, texts: list[str], count: int, wanted: str
                                    else time.perf_counter() - started)
 
     async with httpx.AsyncClient(timeout=300) as http:
-        await asyncio.gather(*(client(http) for _ in range(CLIENTS)))
+        await asyncio.gather(*(client(http) for _ in range(clients)))
     return samples, modes
 
 
