@@ -12,9 +12,10 @@ UNWANTED := torchvision torchaudio torchcodec
 
 # Debian packages the test suite drives for real (a Prometheus server and promtool; nft
 # checks the firewall rules the installer writes; systemd-analyze verifies the units;
-# systemd-nspawn and sshd make the host the installer's end-to-end test provisions).
+# systemd-nspawn and sshd make the host the installer's end-to-end test provisions;
+# postgresql is the clusters' conversation store, which the store tests run against too).
 # policy-rc.d keeps their daemons from starting on this machine during the install.
-APT_PACKAGES := prometheus nftables systemd systemd-container openssh-server
+APT_PACKAGES := prometheus nftables systemd systemd-container openssh-server postgresql
 
 .PHONY: setup system-packages models run test lint perf clean
 

@@ -238,7 +238,16 @@ class LoraConfig(Section):
 
 class StoreConfig(Section):
     enabled: bool = Field(True, description="Keep chat conversations, encrypted, on disk.")
+    backend: Literal["sqlite", "postgresql"] = Field(
+        "sqlite", description="sqlite: one file on this box (the single-box default); "
+        "postgresql: one server every node's router replicas share (clusters).")
     path: Path = Field(Path("var/conversations.db"), description="SQLite database file.")
+    postgresql_dsn: str = Field(
+        "", description="libpq connection string of the PostgreSQL store, without the "
+        "password, e.g. 'host=10.0.0.1 dbname=onlycs user=onlycs sslmode=verify-full'.")
+    postgresql_password_file: Path | None = Field(
+        None, description="File holding the PostgreSQL password (mode 0600); unset for "
+        "peer or certificate authentication.")
     master_key_file: Path = Field(
         Path("var/master.key"), description="Hex master key, mode 0600; wraps the data keys.")
     cipher: Literal["aes-256-gcm", "sm4-gcm"] = Field(
@@ -247,6 +256,17 @@ class StoreConfig(Section):
     busy_timeout_s: float = Field(
         2.0, gt=0, le=60, description="How long a write waits for a store another process "
         "holds (`purge`, `rotate-key`); then the request gets 503 with Retry-After.")
+
+    @model_validator(mode="after")
+    def _postgresql_named(self) -> StoreConfig:
+        if self.backend == "postgresql":
+            if not self.postgresql_dsn.strip():
+                raise ValueError("store.postgresql_dsn: backend \"postgresql\" needs a "
+                                 "connection string")
+            if "password" in self.postgresql_dsn.lower():
+                raise ValueError("store.postgresql_dsn: holds a password; put it in "
+                                 "store.postgresql_password_file (the config is not secret)")
+        return self
 
 
 class LoggingConfig(Section):

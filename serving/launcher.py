@@ -28,11 +28,11 @@ from typing import Any
 import psutil
 
 from kernel.config import AppConfig
-from kernel.conversations import ConversationStore
 from kernel.crypto import CryptoError, create_master_key, write_secret
 from kernel.keys import KeyFileError, KeyStore
 from kernel.logs import ray_logging_env, serve_logging
 from kernel.processes import wait_until
+from kernel.store import StoreError, open_store
 from models.registry import check_model, model_dir
 from serving.metrics import MULTIPROC_ENV
 from serving.proxy_hooks import MAX_BODY_ENV, TLS_MIN_ENV
@@ -121,9 +121,12 @@ def _store_problems(config: AppConfig) -> list[str]:
         logger.warning("created master key %s (0600): back it up, the conversation store "
                        "cannot be read without it", store.master_key_file)
     try:
-        ConversationStore(store.path, store.master_key_file, store.cipher).close()
+        open_store(store).close()
     except CryptoError as exc:
         return [f"store.master_key_file: {exc}"]
+    except StoreError as exc:
+        where = "store.postgresql_dsn" if store.backend == "postgresql" else "store.path"
+        return [f"{where}: the conversation store cannot be opened: {exc}"]
     return []
 
 

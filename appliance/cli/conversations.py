@@ -8,15 +8,14 @@ import sys
 from typing import Any
 
 from appliance.cli.common import CONFIG, load
-from kernel.conversations import ConversationStore
 from kernel.crypto import create_master_key
 from kernel.keys import KeyStore
+from kernel.store import ConversationStore, open_store
 from serving.pipeline.session import owned
 
 
 def _open_store(args: argparse.Namespace) -> ConversationStore:
-    store = load(args.config).store
-    return ConversationStore(store.path, store.master_key_file, store.cipher)
+    return open_store(load(args.config).store)
 
 
 def cmd_init_key(args: argparse.Namespace) -> int:

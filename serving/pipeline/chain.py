@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from kernel.config import AppConfig
-from kernel.conversations import ConversationStore
+from kernel.store import open_store
 from knowledge.service import Answer
 from serving import metrics
 from serving.access import AccessControl, Caller
@@ -63,10 +63,8 @@ class RequestPipeline:
         self.config = config
         self.caps = RequestCaps(config.limits)
         self.access = AccessControl(config)
-        store = config.store
-        self.sessions = SessionStage(config.sessions, ConversationStore(
-            store.path, store.master_key_file, store.cipher, store.busy_timeout_s)
-            if store.enabled else None)
+        self.sessions = SessionStage(config.sessions, open_store(config.store)
+                                     if config.store.enabled else None)
         self.decider = TierDecider(config)
         self.admission = Admission(config.tier_names, config.limits.max_pending_per_tier)
         self.adapters = AdapterControl(config, handles[config.lora.tier])

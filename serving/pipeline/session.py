@@ -16,8 +16,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kernel.config import SessionsConfig
-from kernel.conversations import ConversationStore, StoreBusy, StoredMessage, StoreFull
 from kernel.errors import APIError
+from kernel.store import (
+    ConversationStore,
+    StoreBusy,
+    StoredMessage,
+    StoreFull,
+    StoreUnavailable,
+)
 from serving import metrics
 from serving.context import persona_name, persona_prompt, trimmed, with_context
 from serving.protocol import ChatRequest, content_text
@@ -67,6 +73,13 @@ def request_messages(req: ChatRequest, *, new_session: bool) -> list[StoredMessa
     return wanted
 
 
+def _unavailable(exc: StoreUnavailable) -> APIError:
+    logger.error("conversation store unreachable: %s", exc)
+    return APIError(503, "the conversation store cannot be reached; nothing was "
+                    "acknowledged, retry shortly", code="store_unavailable",
+                    headers={"Retry-After": str(STORE_BUSY_RETRY_AFTER_S)})
+
+
 class SessionStage:
     def __init__(self, config: SessionsConfig, store: ConversationStore | None):
         self.config = config
@@ -79,12 +92,18 @@ class SessionStage:
             return OpenedSession(with_context(req, system, []), None)
         client_id = session_id_for(headers, req)
         session_id = owned(owner, client_id)
-        known = await asyncio.to_thread(self.store.has_session, session_id)
+        try:
+            known = await asyncio.to_thread(self.store.has_session, session_id)
+        except StoreUnavailable as exc:
+            raise _unavailable(exc) from None
         history: list[dict] = []
         if known and not any(m.role == "assistant" for m in req.messages):
             corrupt = self.store.corrupt_records
-            stored = await asyncio.to_thread(self.store.recent, session_id,
-                                             self.config.history_messages)
+            try:
+                stored = await asyncio.to_thread(self.store.recent, session_id,
+                                                 self.config.history_messages)
+            except StoreUnavailable as exc:
+                raise _unavailable(exc) from None
             if self.store.corrupt_records > corrupt:
                 metrics.STORE_CORRUPT.inc(self.store.corrupt_records - corrupt)
             history = trimmed(stored, self.config.history_chars)
@@ -104,6 +123,8 @@ class SessionStage:
             logger.error("conversation store: the disk is full")
             raise APIError(507, "the conversation store's disk is full; nothing was "
                            "acknowledged", code="insufficient_storage") from None
+        except StoreUnavailable as exc:
+            raise _unavailable(exc) from None
         except StoreBusy:
             logger.warning("conversation store busy (locked by another process)")
             raise APIError(503, "the conversation store is busy; nothing was acknowledged, "

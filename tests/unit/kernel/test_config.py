@@ -83,3 +83,19 @@ def test_bad_tier_tables_are_named(tmp_path: Path, text: str, problem: str) -> N
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert any(problem in p for p in err.value.problems), err.value.problems
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ('[store]\nbackend = "postgresql"\n', "store.postgresql_dsn: backend \"postgresql\" needs"),
+    ('[store]\nbackend = "postgresql"\npostgresql_dsn = "host=db user=x password=hunter2"\n',
+     "store.postgresql_dsn: holds a password"),
+    ('[store]\nbackend = "mysql"\n', "store.backend:"),
+])
+def test_a_postgresql_store_needs_a_dsn_without_its_password(tmp_path: Path, text: str,
+                                                             problem: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert any(problem in p for p in err.value.problems), err.value.problems
+    assert not any("hunter2" in p for p in err.value.problems)  # never echoed

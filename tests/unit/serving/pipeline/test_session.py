@@ -2,19 +2,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
 import pytest
 from prometheus_client import REGISTRY
 
-from kernel.conversations import ConversationStore, StoreFull
 from kernel.errors import APIError
+from kernel.store import StoreFull
+from kernel.store.sqlite import SQLiteStore
 from serving.pipeline.session import SESSION_HEADER, SessionStage
 from serving.protocol import ChatRequest
+from tests.postgres_server import PostgresServer
 from tests.unit.serving.pipeline.conftest import make_config
 
 
 def _stage(tmp_path: Path) -> SessionStage:
     config = make_config(tmp_path)
-    store = ConversationStore(config.store.path, config.store.master_key_file)
+    store = SQLiteStore(config.store.path, config.store.master_key_file)
     return SessionStage(config.sessions, store)
 
 
@@ -87,3 +90,24 @@ async def test_a_full_disk_is_a_507_and_a_corrupt_record_is_counted(tmp_path: Pa
     again = await stage.open(_ask("still there?"), {SESSION_HEADER: "s-full"}, "key-a", None)
     assert [m.content for m in again.request.messages][-2:] == ["hello", "still there?"]
     assert REGISTRY.get_sample_value("onlycs_store_corrupt_records_total") == before + 1
+
+
+async def test_a_store_out_of_reach_is_a_503_to_retry_and_then_serves_again(
+        tmp_path: Path, postgres_server: PostgresServer) -> None:
+    from kernel.store.postgres import PostgresStore
+
+    config = make_config(tmp_path)
+    dsn = postgres_server.new_database()
+    stage = SessionStage(config.sessions, PostgresStore(dsn, config.store.master_key_file))
+    first = await stage.open(_ask("hello"), {SESSION_HEADER: "s-pg"}, "key-a", None)
+    await stage.save(first.turn, "hi")
+    # The server drops the connection (a restart, a failover).
+    with psycopg.connect(dsn, autocommit=True) as db:
+        db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                   "WHERE application_name = 'onlycs'")
+    with pytest.raises(APIError) as err:
+        await stage.open(_ask("still there?"), {SESSION_HEADER: "s-pg"}, "key-a", None)
+    assert (err.value.status, err.value.code) == (503, "store_unavailable")
+    assert err.value.headers["Retry-After"]
+    again = await stage.open(_ask("still there?"), {SESSION_HEADER: "s-pg"}, "key-a", None)
+    assert [m.content for m in again.request.messages][-3:] == ["hello", "hi", "still there?"]
