@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from serving.adapter_sync import ReplicaAdapters
 from serving.engine_protocol import ChatEngine, EngineOutput
 
 logger = logging.getLogger(__name__)
@@ -32,13 +33,22 @@ class ModelServer:
         self._engine = load_engine_class(engine_cls)(engine_options)
         logger.info("tier %s: starting engine", tier)
         await self._engine.start()
+        self._adapters = ReplicaAdapters(self._engine)
         logger.info("tier %s: engine ready", tier)
 
     async def chat(self, body: dict[str, Any]) -> AsyncIterator[EngineOutput]:
+        refused = await self._adapters.prepare(body)
+        if refused is not None:
+            yield refused
+            return
         async for out in self._engine.chat(body):
             yield out
 
     async def completions(self, body: dict[str, Any]) -> AsyncIterator[EngineOutput]:
+        refused = await self._adapters.prepare(body)
+        if refused is not None:
+            yield refused
+            return
         async for out in self._engine.completions(body):
             yield out
 
@@ -47,10 +57,10 @@ class ModelServer:
                 "adapters": self._engine.adapters()}
 
     async def load_adapter(self, name: str, path: str) -> dict[str, Any]:
-        return await self._engine.load_adapter(name, path)
+        return await self._adapters.load(name, path)
 
     async def unload_adapter(self, name: str) -> dict[str, Any]:
-        return await self._engine.unload_adapter(name)
+        return await self._adapters.unload(name)
 
     async def check_health(self) -> None:
         # Ray Serve calls this periodically and restarts a replica that raises.

@@ -247,6 +247,32 @@ class ConversationStore(ABC):
                           (active, new_nonce, new_sealed, session_id, seq))
         return len(stale)
 
+    # -- appliance state (not conversations: adapter registry, router rules) -----------
+
+    def state_generations(self) -> dict[str, int]:
+        """Each state entry's generation: one cheap read to see whether anything changed."""
+        return dict(self._rows("SELECT name, generation FROM appliance_state"))
+
+    def read_state(self, name: str) -> tuple[int, str] | None:
+        rows = self._rows("SELECT generation, value FROM appliance_state WHERE name = ?",
+                          (name,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def write_state(self, name: str, value: str) -> int:
+        """Replace one entry; returns its new generation."""
+        with self._transaction():
+            self._lock(f"state:{name}")
+            row = self._run("SELECT generation FROM appliance_state WHERE name = ?",
+                            (name,)).fetchone()
+            generation = (row[0] if row else 0) + 1
+            if row:
+                self._run("UPDATE appliance_state SET value = ?, generation = ?, updated = ? "
+                          "WHERE name = ?", (value, generation, time.time(), name))
+            else:
+                self._run("INSERT INTO appliance_state VALUES (?, ?, ?, ?)",
+                          (name, value, generation, time.time()))
+        return generation
+
     def purge(self, older_than_s: float) -> int:
         """Delete records older than the retention period; returns how many."""
         cutoff = time.time() - older_than_s

@@ -42,6 +42,10 @@ MIGRATIONS = (
         "PRIMARY KEY (session_id, seq))",
         "CREATE INDEX IF NOT EXISTS messages_created ON messages(created)",
     )),
+    Migration(2, "appliance state every router replica shares", (
+        "CREATE TABLE appliance_state (name TEXT PRIMARY KEY, value TEXT NOT NULL, "
+        "generation INTEGER NOT NULL, updated DOUBLE PRECISION NOT NULL)",
+    )),
 )
 
 CONNECT_TIMEOUT_S = 5

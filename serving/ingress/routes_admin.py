@@ -46,7 +46,7 @@ async def reload_rules(request: Request, _: AdminDep) -> dict[str, Any]:
     """Validate a new rule file and swap it in; a bad one changes nothing (400)."""
     text = (await request.body()).decode("utf-8", errors="replace")
     try:
-        tree = pipeline_of(request).decider.engine.reload_rules(text)
+        tree = await pipeline_of(request).reload_rules(text)
     except RulesError as exc:
         raise APIError(400, f"rule file rejected: {exc}", code="invalid_rules") from None
     return {"status": "reloaded", "features": sorted(tree.referenced)}
@@ -72,7 +72,7 @@ async def unload_adapter(name: str, request: Request, _: AdminDep) -> dict[str, 
 async def set_default_adapter(body: AdapterDefault, request: Request, _: AdminDep
                               ) -> dict[str, Any]:
     """Make an adapter (or none) the LoRA tier's default, atomically."""
-    return pipeline_of(request).adapters.set_default(body.name)
+    return await pipeline_of(request).adapters.set_default(body.name)
 
 
 def _knowledge(request: Request):

@@ -15,6 +15,7 @@ admitted. Channels call the same `chat` with their own caller.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -50,12 +51,16 @@ from serving.pipeline.relay import relay, stored_stream
 from serving.pipeline.session import PendingTurn, SessionStage
 from serving.protocol import ChatRequest, CompletionRequest
 from serving.refusal import REFUSAL, refusal_body, refusal_stream
+from serving.router.rules import RulesError, RuleTree
 from serving.safety import OutputFilter, mask_response
+from serving.shared_state import ADAPTERS, ROUTER_RULES, SharedState
 
 # Requests with more text than this are decided off the event loop (most are far smaller,
 # and a thread hop costs more than deciding them inline).
 INLINE_DECIDE_CHARS = 16_384
 
+
+logger = logging.getLogger(__name__)
 
 class RequestPipeline:
     def __init__(self, config: AppConfig, handles: Mapping[str, Any],
@@ -63,17 +68,56 @@ class RequestPipeline:
         self.config = config
         self.caps = RequestCaps(config.limits)
         self.access = AccessControl(config)
-        self.sessions = SessionStage(config.sessions, open_store(config.store)
-                                     if config.store.enabled else None)
+        store = open_store(config.store) if config.store.enabled else None
+        self.sessions = SessionStage(config.sessions, store)
+        self.shared = SharedState(store)
         self.decider = TierDecider(config)
+        self._take_rules(self.shared.load(ROUTER_RULES))
         self.admission = Admission(config.tier_names, config.limits.max_pending_per_tier)
-        self.adapters = AdapterControl(config, handles[config.lora.tier])
+        self.adapters = AdapterControl(config, handles[config.lora.tier], self.shared)
+        self._follower: asyncio.Task | None = None
         self.dispatcher = TierDispatcher(handles)
         self.output_filter = OutputFilter(self.decider.engine.matcher)
         self.knowledge = knowledge if knowledge is not None else KnowledgeStage(config)
 
+    # -- state shared with the other router replicas ---------------------------------
+
+    async def reload_rules(self, text: str) -> RuleTree:
+        """Validate, swap in, and hand to every replica (and the next start); a bad file
+        changes nothing (RulesError)."""
+        tree = self.decider.engine.reload_rules(text)
+        await self.shared.save(ROUTER_RULES, text)
+        return tree
+
+    def _take_rules(self, text: str | None) -> None:
+        if text is None:
+            return
+        try:
+            self.decider.engine.reload_rules(text)
+        except RulesError as exc:  # e.g. a rule file naming a feature this version lacks
+            logger.error("router rules from the shared state refused, the shipped ones "
+                         "stay: %s", exc)
+
+    def follow_shared_state(self) -> None:
+        """Start (once, from the event loop) looking for what other replicas changed."""
+        if self._follower is None and self.shared.persisted:
+            self._follower = asyncio.get_running_loop().create_task(self._follow())
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(self.shared.check_every_s)
+            try:
+                changes = await self.shared.changed()
+                if ADAPTERS in changes:
+                    await self.adapters.follow(changes[ADAPTERS])
+                if ROUTER_RULES in changes:
+                    self._take_rules(changes[ROUTER_RULES])
+            except Exception:
+                logger.exception("shared state: applying a change failed; looking again")
+
     async def chat(self, req: ChatRequest, headers: Mapping[str, str],
                    caller: Caller) -> Outcome:
+        self.follow_shared_state()
         max_tokens = self.caps.max_tokens(req)
         self.admission.check_open()
         session = await self.sessions.open(req, headers, caller.session_owner, caller.persona)
@@ -82,6 +126,7 @@ class RequestPipeline:
                                   headers.get(KNOWLEDGE_HEADER))
 
     async def completion(self, req: CompletionRequest, caller: Caller) -> Outcome:
+        self.follow_shared_state()
         max_tokens = self.caps.max_tokens(req)
         self.admission.check_open()
         return await self._answer("completions", req, max_tokens, caller, None)
@@ -118,6 +163,8 @@ class RequestPipeline:
         body = engine_body(req, decision.adapter or decision.tier, max_tokens,
                            masked_text=decision.masked_text, session_id=session_id,
                            rewrites=decision.rewrites)
+        if decision.tier == self.adapters.tier:
+            self.adapters.tier_body(body)
         route = knowledge_route(decision.tier, decision.rule, answer, adapter=decision.adapter,
                                 session_id=turn.client_id if turn else None)
         if answer is not None and answer.mode == "grounded":

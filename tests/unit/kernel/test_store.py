@@ -188,10 +188,10 @@ def test_sessions_named_finds_the_id_under_every_owner(backend: Backend, key: Pa
 def test_the_schema_is_migrated_once_and_recorded(backend: Backend, key: Path) -> None:
     first = backend.open(key)
     first.append_turn("s", [StoredMessage("user", "kept")])
-    assert first.schema_version() == 1
+    assert first.schema_version() == 2
     again = backend.open(key)  # a restart, or a second replica starting
-    assert again.schema_version() == 1
-    assert backend.raw("SELECT version FROM schema_migrations") == [(1,)]
+    assert again.schema_version() == 2
+    assert backend.raw("SELECT version FROM schema_migrations ORDER BY version") == [(1,), (2,)]
     assert [m["content"] for m in again.export("s")] == ["kept"]
 
 
@@ -199,10 +199,22 @@ def test_a_sqlite_store_from_before_migrations_opens_with_its_records(tmp_path: 
                                                                        key: Path) -> None:
     backend = SQLiteBackend(tmp_path)
     backend.open(key).append_turn("s", [StoredMessage("user", "from 2026-11")])
-    backend.raw("DROP TABLE schema_migrations")  # as every store written before 2026-12-02
+    # As every store written before 2026-12-02: the first schema, no migrations table.
+    backend.raw("DROP TABLE schema_migrations")
+    backend.raw("DROP TABLE appliance_state")
     store = backend.open(key)
-    assert store.schema_version() == 1
+    assert store.schema_version() == 2
     assert [m["content"] for m in store.export("s")] == ["from 2026-11"]
+
+
+def test_appliance_state_is_shared_by_every_store_and_counts_generations(
+        backend: Backend, key: Path) -> None:
+    router_a, router_b = backend.open(key), backend.open(key)
+    assert router_a.read_state("adapters") is None and router_b.state_generations() == {}
+    assert router_a.write_state("adapters", '{"loaded": {}}') == 1
+    assert router_a.write_state("adapters", '{"loaded": {"tone": "tone-v1"}}') == 2
+    assert router_b.state_generations() == {"adapters": 2}
+    assert router_b.read_state("adapters") == (2, '{"loaded": {"tone": "tone-v1"}}')
 
 
 WRITER = """
