@@ -106,6 +106,12 @@ class TierConfig(Section):
         "false keeps vLLM's.",
     )
     num_replicas: int = Field(1, ge=1, description="Ray Serve replicas of this tier.")
+    max_replicas_per_node: int | None = Field(
+        None, ge=1, description="At most this many of the tier's replicas on one node (1: "
+        "a cluster spreads them over its nodes, and one node's loss leaves the others).")
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="Ray custom resources each replica needs, e.g. "
+        "{onlycs_gpu_node = 0.01} for a tier only the nodes started with that resource host.")
     num_gpus: float = Field(0, ge=0, description="GPUs per replica (0 in the CPU profile).")
     engine_args: dict[str, Any] = Field(
         default_factory=dict, description="Extra vLLM engine arguments, passed through as-is."

@@ -18,7 +18,6 @@ from serving.model_deployment import DEFAULT_ENGINE, ModelServer
 from serving.vllm_plugin import ENV as ENGINE_WAIT_ENV
 from serving.vllm_plugin import GROUPED_LORA_ENV
 
-APP_NAME = "onlycs"
 INGRESS_MAX_ONGOING = 4096
 
 
@@ -68,11 +67,14 @@ def tier_deployment(config: AppConfig, name: str, engine_cls: str) -> Applicatio
         request_router_config=RequestRouterConfig(
             request_router_class="serving.affinity.SessionAffinityRequestRouter"),
         num_replicas=tier.num_replicas,
+        **({"max_replicas_per_node": tier.max_replicas_per_node}
+           if tier.max_replicas_per_node else {}),
         max_ongoing_requests=config.limits.max_ongoing_requests_per_tier,
         graceful_shutdown_timeout_s=config.server.drain_timeout_s,
         health_check_period_s=10,
         health_check_timeout_s=60,
         ray_actor_options={"num_cpus": 0, "num_gpus": tier.num_gpus,
+                           "resources": tier.resources,
                            "runtime_env": {"env_vars": tier_env(config, tier)}},
     )
     return deployment.bind(name, engine_options(config, name, tier), engine_cls)

@@ -176,6 +176,21 @@ def proxy_env(config: AppConfig) -> dict[str, str]:
     return env
 
 
+def cluster_env(config: AppConfig, metrics_dir: str) -> dict[str, str]:
+    """What every Ray process of the appliance must see, on every node. A local Ray
+    inherits it from this process; the raylets of a cluster were started by their own
+    units, so it goes to the job, the Serve controller and (through them) the proxies
+    and replicas as their runtime environment."""
+    return {**QUIET_ENV, MULTIPROC_ENV: metrics_dir, **ray_logging_env(config.logging),
+            **proxy_env(config)}
+
+
+def proxy_location(config: AppConfig) -> str:
+    """With direct ingress the router replica listens itself and Ray's proxy idles: only on
+    the head, so nothing of Serve's listens on a worker node."""
+    return "HeadOnly" if config.server.ingress == "direct" else "EveryNode"
+
+
 def proxy_port(config: AppConfig) -> int:
     """Ray starts its proxy on the head even with direct ingress: it gets a free port of
     the kernel's choosing (never one another service may hold), the router replica the
@@ -243,14 +258,11 @@ def supervised() -> bool:
 
 
 def serve_foreground(config: AppConfig) -> int:
-    os.environ.update(QUIET_ENV)
-    # Every Ray process inherits this before it imports prometheus_client, so the
-    # router's /metrics sums over all replicas. A fresh folder per run: stale files
+    # Every Ray process gets the metrics folder before it imports prometheus_client, so
+    # the router's /metrics sums over all replicas. A fresh folder per run: stale files
     # from an earlier run would be counted too.
-    metrics_dir = tempfile.mkdtemp(prefix="onlycs-metrics-")
-    os.environ[MULTIPROC_ENV] = metrics_dir
-    os.environ.update(ray_logging_env(config.logging))
-    os.environ.update(proxy_env(config))
+    env = cluster_env(config, tempfile.mkdtemp(prefix="onlycs-metrics-"))
+    os.environ.update(env)
     import ray
     from ray import serve
 
@@ -277,14 +289,17 @@ def serve_foreground(config: AppConfig) -> int:
             ray.init(address="local", include_dashboard=False, num_cpus=os.cpu_count(),
                      configure_logging=False)
         else:  # a cluster's resources are its nodes' own
-            ray.init(address=config.ray.address, configure_logging=False)
+            ray.init(address=config.ray.address, configure_logging=False,
+                     runtime_env={"env_vars": env})
         ray_up = True
         # Again after ray.init: it installs its own SIGTERM handler, which exits at once.
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         serve_up = True  # from here serve.shutdown() has something to stop, or says so
         serve.start(http_options=http_options(config),
-                    logging_config=serve_logging(config.logging))
+                    logging_config=serve_logging(config.logging),
+                    controller_options={"runtime_env": {"env_vars": env}},
+                    proxy_location=proxy_location(config))
         started, done = time.monotonic(), threading.Event()
         threading.Thread(target=_report_progress, args=(started, done), daemon=True).start()
         try:
@@ -323,6 +338,6 @@ def serve_foreground(config: AppConfig) -> int:
                 ray.shutdown()
             # Ray stopped mid-start has no session to shut down: its daemons are ours to end.
             _kill_leftovers(me.children(recursive=True) + descendants)
-            shutil.rmtree(metrics_dir, ignore_errors=True)
+            shutil.rmtree(env[MULTIPROC_ENV], ignore_errors=True)
     logger.info("stopped")
     return 0

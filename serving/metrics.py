@@ -24,6 +24,11 @@ from prometheus_client.registry import Collector
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 PREFIX = "onlycs_"
 
+if os.environ.get(MULTIPROC_ENV):
+    # The launcher makes the folder on the head; a replica on another node of a cluster
+    # gets the same path and must make it there before the first metric writes a file.
+    os.makedirs(os.environ[MULTIPROC_ENV], exist_ok=True)
+
 # Latencies of a CPU-or-GPU LLM request: from tens of ms to minutes.
 REQUEST_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300)
 TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +18,8 @@ from serving.engine_protocol import ChatEngine, EngineOutput
 logger = logging.getLogger(__name__)
 
 DEFAULT_ENGINE = "serving.vllm_engine:VLLMChatEngine"
+# The first item of every answer names the node that made it (the route header says it).
+NODE_FIELD = "node"
 
 
 def load_engine_class(path: str) -> type[ChatEngine]:
@@ -34,9 +37,11 @@ class ModelServer:
         logger.info("tier %s: starting engine", tier)
         await self._engine.start()
         self._adapters = ReplicaAdapters(self._engine)
-        logger.info("tier %s: engine ready", tier)
+        self.node = socket.gethostname()
+        logger.info("tier %s: engine ready on %s", tier, self.node)
 
-    async def chat(self, body: dict[str, Any]) -> AsyncIterator[EngineOutput]:
+    async def chat(self, body: dict[str, Any]) -> AsyncIterator[EngineOutput | dict]:
+        yield {NODE_FIELD: self.node}
         refused = await self._adapters.prepare(body)
         if refused is not None:
             yield refused
@@ -44,7 +49,8 @@ class ModelServer:
         async for out in self._engine.chat(body):
             yield out
 
-    async def completions(self, body: dict[str, Any]) -> AsyncIterator[EngineOutput]:
+    async def completions(self, body: dict[str, Any]) -> AsyncIterator[EngineOutput | dict]:
+        yield {NODE_FIELD: self.node}
         refused = await self._adapters.prepare(body)
         if refused is not None:
             yield refused
@@ -53,7 +59,7 @@ class ModelServer:
             yield out
 
     async def stats(self) -> dict[str, Any]:
-        return {"tier": self.tier, **await self._engine.stats(),
+        return {"tier": self.tier, "node": self.node, **await self._engine.stats(),
                 "adapters": self._engine.adapters()}
 
     async def load_adapter(self, name: str, path: str) -> dict[str, Any]:

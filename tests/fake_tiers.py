@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -61,7 +62,8 @@ class ScriptedEngine(ChatEngine):
         return None
 
     async def stats(self) -> dict[str, Any]:
-        return {"unfinished_requests": 0, "aborted_requests": 0, "bodies": len(self.bodies)}
+        return {"unfinished_requests": 0, "aborted_requests": 0, "bodies": len(self.bodies),
+                "pid": os.getpid()}
 
     async def load_adapter(self, name: str, path: str) -> JSONResult:
         self.loaded[name] = path

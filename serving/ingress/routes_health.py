@@ -21,12 +21,13 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    ready, tiers = await pipeline_of(request).readiness()
-    # A probe without a key learns up or down, no more.
+    status, tiers = await pipeline_of(request).readiness()
+    # A probe without a key learns up, degraded or down, no more.
     if introspection_refused(request) is not None:
         tiers = {name: {"ready": tier["ready"]} for name, tier in tiers.items()}
-    body = {"status": "ready" if ready else "not_ready", "tiers": tiers}
-    return JSONResponse(body, status_code=200 if ready else 503)
+    # Degraded still serves: a load balancer keeps sending (200), ops see the status.
+    return JSONResponse({"status": status, "tiers": tiers},
+                        status_code=503 if status == "not_ready" else 200)
 
 
 @metrics_router.get("/metrics", include_in_schema=False)

@@ -38,7 +38,7 @@ from serving.pipeline.caps import (
     text_size,
 )
 from serving.pipeline.decide import RouteDecision, TierDecider
-from serving.pipeline.dispatch import TierDispatcher
+from serving.pipeline.dispatch import APP_NAME, TierDispatcher, running_replicas
 from serving.pipeline.ground import (
     KB_MODEL,
     KNOWLEDGE_HEADER,
@@ -210,6 +210,7 @@ class RequestPipeline:
             self.admission.end(tier, req.sequences)
         result = opened.result
         assert result is not None
+        route = replace(route, node=opened.node)
         if result["status"] != 200:
             return Reply(result["status"], result["body"], route)
         question = req.last_user_text()
@@ -238,6 +239,7 @@ class RequestPipeline:
         streaming = False
         try:
             opened = await self.dispatcher.open(tier, method, body)
+            route = replace(route, node=opened.node)
             if opened.result is not None:
                 result = opened.result
                 if result["status"] == 200:
@@ -263,7 +265,17 @@ class RequestPipeline:
         route = Route(None, decision.rule, None, turn.client_id if turn else None)
         return await self._own_reply(req, REFUSAL, route, turn)
 
-    async def readiness(self) -> tuple[bool, dict[str, Any]]:
-        tiers = await self.dispatcher.readiness()
-        ready = all(t["ready"] for t in tiers.values()) and not self.admission.draining
-        return ready, tiers
+    async def readiness(self) -> tuple[str, dict[str, Any]]:
+        """ready; degraded (every tier answers, but one has fewer replicas running than it
+        should: a node is gone); or not_ready."""
+        tiers, running = await asyncio.gather(self.dispatcher.readiness(),
+                                              asyncio.to_thread(running_replicas, APP_NAME))
+        degraded = False
+        for name, tier in tiers.items():
+            if name in running:
+                target = self.config.tiers[name].num_replicas
+                tier["replicas"] = {"running": running[name], "target": target}
+                degraded |= running[name] < target
+        if not all(t["ready"] for t in tiers.values()) or self.admission.draining:
+            return "not_ready", tiers
+        return ("degraded" if degraded else "ready"), tiers

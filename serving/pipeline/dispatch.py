@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kernel.errors import APIError
+from serving.model_deployment import NODE_FIELD
 
 READY_TIMEOUT_S = 5.0
+APP_NAME = "onlycs"  # the Ray Serve application the launcher runs
 
 
 class TierHandle(Protocol):
@@ -26,6 +28,7 @@ class Opened:
     result: dict[str, Any] | None
     first: str | None
     stream: Any  # async iterator of SSE events with .cancel()
+    node: str | None = None  # the host of the replica that answered
 
 
 class TierDispatcher:
@@ -35,14 +38,18 @@ class TierDispatcher:
 
     async def open(self, tier: str, method: str, body: dict[str, Any]) -> Opened:
         stream = getattr(self._streaming[tier], method).remote(body)
+        node = None
         try:
             first = await stream.__anext__()
+            if isinstance(first, dict) and NODE_FIELD in first:
+                node = first[NODE_FIELD]
+                first = await stream.__anext__()
         except StopAsyncIteration:
             raise APIError(500, "the model engine returned nothing") from None
         if isinstance(first, dict):
             stream.cancel()
-            return Opened(first, None, None)
-        return Opened(None, first, stream)
+            return Opened(first, None, None, node)
+        return Opened(None, first, stream, node)
 
     async def probe(self, tier: str) -> dict[str, Any]:
         """One tier's readiness: any failure means "not ready", never a 500."""
@@ -57,6 +64,21 @@ class TierDispatcher:
     async def readiness(self) -> dict[str, dict[str, Any]]:
         results = await asyncio.gather(*(self.probe(t) for t in self.handles))
         return dict(zip(self.handles, results, strict=True))
+
+
+def running_replicas(app: str) -> dict[str, int]:
+    """Each deployment's replicas in the RUNNING state, from the Serve controller; empty
+    outside Ray Serve (the unit tests' fake tiers). Blocking: call it in a thread."""
+    try:
+        import ray
+        from ray import serve
+
+        if not ray.is_initialized():  # serve.status() would start a Ray of its own
+            return {}
+        deployments = serve.status().applications[app].deployments
+    except Exception:
+        return {}
+    return {name: int(d.replica_states.get("RUNNING", 0)) for name, d in deployments.items()}
 
 
 async def prepend(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:

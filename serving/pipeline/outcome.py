@@ -9,6 +9,7 @@ from typing import Any
 
 ROUTE_HEADER = "x-onlycs-route"
 SESSION_RESPONSE_HEADER = "x-onlycs-session"
+NODE_HEADER = "x-onlycs-node"
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Route:
     session_id: str | None = None
     mode: str | None = None  # the knowledge base's answer mode; None: not consulted
     sources: tuple[str, ...] = ()  # kb:<entry>@v<version> the answer came from
+    node: str | None = None  # the host whose replica answered (a cluster has several)
 
     def header(self) -> str:
         route = f"tier={self.tier or 'none'}; rule={self.rule}"
@@ -36,6 +38,9 @@ class Route:
         headers = {ROUTE_HEADER: self.header()}
         if self.session_id is not None:
             headers[SESSION_RESPONSE_HEADER] = self.session_id
+        if self.node is not None:
+            # Apart from the route: `onlycs router explain` says the route, not the node.
+            headers[NODE_HEADER] = self.node
         return headers
 
 

@@ -91,6 +91,33 @@ def test_firewall_rules_open_only_configured_ports_and_nft_accepts_them(tmp_path
     assert subprocess.run(["nft", "-c", "-f", str(bad)], capture_output=True).returncode != 0
 
 
+@pytest.mark.skipif(shutil.which("nft") is None, reason="Debian's nftables provides nft")
+def test_rays_ports_open_only_to_the_clusters_own_nodes(tmp_path: Path) -> None:
+    """The cluster inventory's head and two workers, each by its own address: a host of
+    their subnet that is not in the inventory matches no accept rule."""
+    out = tmp_path / "nftables.conf"
+    book = tmp_path / "play.yml"
+    book.write_text(f"""
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  vars_files: ["{ANSIBLE}/roles/base/defaults/main.yml"]
+  tasks:
+    - name: Render
+      ansible.builtin.template:
+        src: "{ANSIBLE}/roles/base/templates/nftables.conf.j2"
+        dest: "{out}"
+        mode: "0644"
+        validate: nft -c -f %s
+""")
+    result = _run("ansible-playbook", "-i", "inventory/cluster", str(book),
+                  env={"ANSIBLE_PYTHON_INTERPRETER": sys.executable})
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    [ray] = [line for line in out.read_text().splitlines() if 'comment "ray"' in line]
+    assert "ip saddr { 127.0.0.0/8, 192.0.2.10/32, 192.0.2.11/32, 192.0.2.12/32 }" in ray
+    assert "/24" not in ray
+
+
 NVIDIA_PLAY = """
 - hosts: localhost
   connection: local

@@ -32,7 +32,7 @@ def site_vars(guest: Guest, bundle: Path) -> dict:
             "monitoring_apt_update_cache": False,
             "monitoring_node_exporter": False,  # not on this machine, so not in the guest
             "base_firewall_networks_api": [NETWORK], "base_firewall_networks_metrics": [NETWORK],
-            "base_firewall_networks_ssh": [NETWORK], "base_firewall_networks_ray": [NETWORK],
+            "base_firewall_networks_ssh": [NETWORK],
             "tls_server_ips": [guest.ip, "127.0.0.1"],
             "app_extra_config": EAGER_LARGE_TIER}
 

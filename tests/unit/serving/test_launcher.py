@@ -81,3 +81,24 @@ def test_the_appliance_drains_when_its_supervisor_is_killed(tmp_path: Path) -> N
     supervisor.wait(30)
     wait_until(lambda: "SIGTERM" in out.read_text(), timeout_s=30, interval_s=0.05,
                what="the orphaned child told to stop")
+
+
+def test_every_node_gets_the_hooks_settings_and_no_worker_runs_a_proxy(tmp_path) -> None:
+    """A cluster's raylets were started by their own units: the settings the listeners
+    need travel as the job's and the controller's runtime environment instead."""
+    from kernel.config import AppConfig
+    from serving.launcher import cluster_env, proxy_location
+
+    config = AppConfig.model_validate({"tls": {"enabled": True, "cert_file": "c.pem",
+                                               "key_file": "k.pem"},
+                                       "security": {"max_body_bytes": 65536}})
+    env = cluster_env(config, str(tmp_path))
+    assert env["PROMETHEUS_MULTIPROC_DIR"] == str(tmp_path)
+    assert env["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"] == \
+        "serving.proxy_hooks.configure_proxy"
+    assert env["ONLYCS_TLS_MIN_VERSION"] == "1.3"
+    assert env["ONLYCS_MAX_BODY_BYTES"] == "65536"
+    assert env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "1"
+    assert proxy_location(config) == "HeadOnly"
+    proxied = AppConfig.model_validate({"server": {"ingress": "proxy"}})
+    assert proxy_location(proxied) == "EveryNode"

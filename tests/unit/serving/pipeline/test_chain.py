@@ -4,6 +4,7 @@ with the route named, the turn stored, and the HTTP layer only mapping the outco
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 from fastapi.testclient import TestClient
@@ -31,7 +32,8 @@ async def test_a_pinned_chat_reaches_only_its_tier_and_is_stored(pipeline, tiers
     assert isinstance(outcome, Reply) and outcome.status == 200
     assert outcome.text() == "answer from kb"
     assert outcome.route.headers() == {"x-onlycs-route": "tier=kb; rule=pinned",
-                                       "x-onlycs-session": "s-7"}
+                                       "x-onlycs-session": "s-7",
+                                       "x-onlycs-node": socket.gethostname()}
     assert [len(t.engine.bodies) for t in tiers.values()] == [0, 0, 1]
     assert tiers["kb"].engine.bodies[0]["user"] == "key-a/s-7"
     stored = pipeline.sessions.store.export("key-a/s-7")

@@ -138,3 +138,20 @@ async def test_rate_budgets_are_held_per_router_replica(
             assert exc.status == 429
         else:
             raise AssertionError("a third request within the minute was served")
+
+
+async def test_a_tier_short_of_replicas_is_degraded_and_still_serves(
+        tmp_path: Path, tiers: dict[str, LocalHandle], monkeypatch) -> None:
+    """What the Serve controller reports when a node is gone (its replicas not RUNNING);
+    the two-node installer test sees it on a real cluster."""
+    import serving.pipeline.chain as chain
+
+    config = make_config(tmp_path, tiers={"small": {"num_replicas": 2}})
+    router = RequestPipeline(config, tiers)
+    monkeypatch.setattr(chain, "running_replicas", lambda app: {"small": 2, "large": 1})
+    assert (await router.readiness())[0] == "ready"
+    monkeypatch.setattr(chain, "running_replicas", lambda app: {"small": 1, "large": 1})
+    status, detail = await router.readiness()
+    assert status == "degraded"
+    assert detail["small"]["replicas"] == {"running": 1, "target": 2}
+    assert (await router.chat(_ask("small"), {}, CALLER)).status == 200
