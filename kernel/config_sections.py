@@ -293,6 +293,10 @@ class RayConfig(Section):
         "local", description="`local`: start a private Ray instance with the appliance. "
         "`auto` or `HOST:PORT`: join a running cluster (systemd/onlycs-ray-head.service), "
         "so tier replicas can be placed on worker nodes.")
+    router_resources: dict[str, float] = Field(
+        default_factory=dict, description="Ray custom resources the router replica needs: on "
+        "a cluster {onlycs_head = 0.01} keeps it on the head, where the API's address, "
+        "certificate and the store are (the ray role gives the head that resource).")
 
 
 class KnowledgeConfig(Section):

@@ -84,7 +84,7 @@ def build_app(config: AppConfig, engine_cls: str = DEFAULT_ENGINE) -> Applicatio
     ingress = make_ingress_deployment(config).options(
         max_ongoing_requests=INGRESS_MAX_ONGOING,
         graceful_shutdown_timeout_s=config.server.drain_timeout_s,
-        ray_actor_options={"num_cpus": 0},
+        ray_actor_options={"num_cpus": 0, "resources": config.ray.router_resources},
     )
     return ingress.bind(config, {name: tier_deployment(config, name, engine_cls)
                                  for name in config.tier_names})

@@ -48,9 +48,23 @@ def _wait_for(check: Callable[[], object], timeout: float, what: str) -> None:
 
 
 @contextlib.contextmanager
-def booted_guest(name: str = "onlycs-e2e", read_only: tuple[Path, ...] = ()) -> Iterator[Guest]:
+def bridged_network(host_ip: str, name: str = "onlycs-br0") -> Iterator[str]:
+    """One L2 network for several guests (a cluster's nodes), this machine at `host_ip`."""
+    _run("ip", "link", "add", name, "type", "bridge")
+    try:
+        _run("ip", "addr", "add", f"{host_ip}/{PREFIX}", "dev", name)
+        _run("ip", "link", "set", name, "up")
+        yield name
+    finally:
+        subprocess.run(["ip", "link", "del", name], capture_output=True)
+
+
+@contextlib.contextmanager
+def booted_guest(name: str = "onlycs-e2e", read_only: tuple[Path, ...] = (),
+                 ip: str = GUEST_IP, bridge: str | None = None) -> Iterator[Guest]:
     """`read_only`: host folders the guest sees at the same path, unchanged (nspawn mounts
-    its own /tmp, which would hide anything of the host's there)."""
+    its own /tmp, which would hide anything of the host's there). `bridge`: join that
+    network (`bridged_network`) at `ip` instead of a veth pair of its own to this machine."""
     if len(name) > 12:  # nspawn names the host's veth "ve-NAME" only if that fits IFNAMSIZ
         raise ValueError(f"machine name {name!r} is longer than 12 characters")
     work = Path(tempfile.mkdtemp(prefix="nspawn-", dir="/var/tmp"))
@@ -75,7 +89,9 @@ def booted_guest(name: str = "onlycs-e2e", read_only: tuple[Path, ...] = ()) -> 
         log = (work / "boot.log").open("w")
         process = subprocess.Popen(
             ["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--link-journal=no",
-             f"--machine={name}", "--network-veth", "-D", str(root), "--boot",
+             f"--machine={name}",
+             f"--network-bridge={bridge}" if bridge else "--network-veth",
+             "-D", str(root), "--boot",
              "--console=pipe", *(f"--bind-ro={folder}" for folder in read_only)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         leader_box: list[int] = []
@@ -98,15 +114,16 @@ def booted_guest(name: str = "onlycs-e2e", read_only: tuple[Path, ...] = ()) -> 
 
         _wait_for(leader_started, 30, "the guest's systemd and its network")
         leader = leader_box[0]
-        host_if = f"ve-{name}"
+        host_if = f"{'vb' if bridge else 've'}-{name}"
         _wait_for(lambda: Path(f"/sys/class/net/{host_if}").exists(), 30, host_if)
-        _run("ip", "addr", "add", f"{HOST_IP}/{PREFIX}", "dev", host_if)
+        if not bridge:
+            _run("ip", "addr", "add", f"{HOST_IP}/{PREFIX}", "dev", host_if)
         _run("ip", "link", "set", host_if, "up")
-        _run("nsenter", "-t", str(leader), "-n", "ip", "addr", "add", f"{GUEST_IP}/{PREFIX}",
+        _run("nsenter", "-t", str(leader), "-n", "ip", "addr", "add", f"{ip}/{PREFIX}",
              "dev", "host0")
         _run("nsenter", "-t", str(leader), "-n", "ip", "link", "set", "host0", "up")
         _run("nsenter", "-t", str(leader), "-n", "ip", "link", "set", "lo", "up")
-        guest = Guest(name, GUEST_IP, root, key, leader)
+        guest = Guest(name, ip, root, key, leader)
         _wait_for(lambda: guest.ssh("true", timeout=10).returncode == 0, 120, "sshd in the guest")
         yield guest
     finally:

@@ -39,9 +39,14 @@ def site_vars(guest: Guest, bundle: Path) -> dict:
 
 def run_site(playbooks: Path, guest: Guest, bundle: Path, work: Path,
              log: Path) -> tuple[int, str]:
-    hosts = inventory(guest, work / "hosts.json")
+    return run_playbook(playbooks, inventory(guest, work / "hosts.json"),
+                        site_vars(guest, bundle), work, log)
+
+
+def run_playbook(playbooks: Path, hosts: Path, extra_vars: dict, work: Path,
+                 log: Path) -> tuple[int, str]:
     extra = work / "vars.json"
-    extra.write_text(json.dumps(site_vars(guest, bundle)))
+    extra.write_text(json.dumps(extra_vars))
     result = subprocess.run(
         [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(hosts),
          "-e", f"@{extra}", "site.yml"], cwd=playbooks, capture_output=True, text=True,

@@ -52,8 +52,8 @@ def first_run(guest: Guest, bundle: Path, unpacked: Path,
     return code, out, time.monotonic() - started
 
 
-def _recap(out: str) -> dict[str, int]:
-    match = re.search(r"guest\s*:\s*(.+)", out.split("PLAY RECAP")[-1])
+def _recap(out: str, host: str = "guest") -> dict[str, int]:
+    match = re.search(rf"{host}\s*:\s*(.+)", out.split("PLAY RECAP")[-1])
     assert match, out[-2000:]
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
 
