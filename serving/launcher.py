@@ -266,7 +266,8 @@ def serve_foreground(config: AppConfig) -> int:
     import ray
     from ray import serve
 
-    from serving.app import APP_NAME, build_app
+    from serving.app import build_app
+    from serving.pipeline.dispatch import APP_NAME
 
     stop = threading.Event()
     starting = True
