@@ -41,21 +41,21 @@ class ModelServer:
         logger.info("tier %s: engine ready on %s", tier, self.node)
 
     async def chat(self, body: dict[str, Any]) -> AsyncIterator[EngineOutput | dict]:
-        yield {NODE_FIELD: self.node}
-        refused = await self._adapters.prepare(body)
-        if refused is not None:
-            yield refused
-            return
-        async for out in self._engine.chat(body):
+        async for out in self._answer(self._engine.chat, body):
             yield out
 
     async def completions(self, body: dict[str, Any]) -> AsyncIterator[EngineOutput | dict]:
+        async for out in self._answer(self._engine.completions, body):
+            yield out
+
+    async def _answer(self, method: Any, body: dict[str, Any]
+                      ) -> AsyncIterator[EngineOutput | dict]:
         yield {NODE_FIELD: self.node}
         refused = await self._adapters.prepare(body)
         if refused is not None:
             yield refused
             return
-        async for out in self._engine.completions(body):
+        async for out in method(body):
             yield out
 
     async def stats(self) -> dict[str, Any]:

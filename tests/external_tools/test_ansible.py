@@ -59,11 +59,8 @@ def test_ansible_lint_production_profile_offline() -> None:
     assert "Profile 'production' was required, and it passed" in result.stdout + result.stderr
 
 
-@pytest.mark.skipif(shutil.which("nft") is None, reason="Debian's nftables provides nft")
-def test_firewall_rules_open_only_configured_ports_and_nft_accepts_them(tmp_path: Path
-                                                                        ) -> None:
-    out = tmp_path / "nftables.conf"
-    _playbook(tmp_path, f"""
+def _firewall_play(out: Path) -> str:
+    return f"""
 - hosts: localhost
   connection: local
   gather_facts: false
@@ -75,7 +72,15 @@ def test_firewall_rules_open_only_configured_ports_and_nft_accepts_them(tmp_path
         dest: "{out}"
         mode: "0644"
         validate: nft -c -f %s
-""", "-e", json.dumps({"base_firewall_networks_api": ["10.0.0.0/8", "192.168.1.0/24"]}))
+"""
+
+
+@pytest.mark.skipif(shutil.which("nft") is None, reason="Debian's nftables provides nft")
+def test_firewall_rules_open_only_configured_ports_and_nft_accepts_them(tmp_path: Path
+                                                                        ) -> None:
+    out = tmp_path / "nftables.conf"
+    _playbook(tmp_path, _firewall_play(out), "-e",
+              json.dumps({"base_firewall_networks_api": ["10.0.0.0/8", "192.168.1.0/24"]}))
     rules = out.read_text()
     assert "policy drop" in rules
     assert 'ip saddr { 10.0.0.0/8, 192.168.1.0/24 } tcp dport { 8000 } accept' in rules
@@ -97,19 +102,7 @@ def test_rays_ports_open_only_to_the_clusters_own_nodes(tmp_path: Path) -> None:
     their subnet that is not in the inventory matches no accept rule."""
     out = tmp_path / "nftables.conf"
     book = tmp_path / "play.yml"
-    book.write_text(f"""
-- hosts: localhost
-  connection: local
-  gather_facts: false
-  vars_files: ["{ANSIBLE}/roles/base/defaults/main.yml"]
-  tasks:
-    - name: Render
-      ansible.builtin.template:
-        src: "{ANSIBLE}/roles/base/templates/nftables.conf.j2"
-        dest: "{out}"
-        mode: "0644"
-        validate: nft -c -f %s
-""")
+    book.write_text(_firewall_play(out))
     result = _run("ansible-playbook", "-i", "inventory/cluster", str(book),
                   env={"ANSIBLE_PYTHON_INTERPRETER": sys.executable})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -10,7 +10,6 @@ main suite), after the single-host test has released its guest."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import ssl
 import time
@@ -28,13 +27,11 @@ from tests.provisioning.nspawn import Guest, booted_guest, bridged_network, ssh_
 from tests.provisioning.site_run import run_playbook
 from tests.provisioning.test_site import _recap, unpacked  # noqa: F401 (a fixture)
 
-# Not yet in `make test`: on 2026-12-02 the first site.yml run converged both nodes into one
-# Ray cluster (328 s, the first test passed), but the head's appliance never listened on
-# its port within 20 minutes, so the rest is unproven. ONLYCS_CLUSTER_TEST=1 runs it.
-pytestmark = pytest.mark.skipif(
-    os.environ.get("ONLYCS_CLUSTER_TEST") != "1",
-    reason="work in progress (issue 18): the cluster appliance does not become ready yet; "
-           "set ONLYCS_CLUSTER_TEST=1 to run it")
+# Not in `make test` yet (the name keeps pytest from collecting it; run it by path:
+# `pytest tests/provisioning/cluster_wip.py`): on 2026-12-02 its first test passed (both
+# nodes in one Ray cluster, site.yml 328 s) and the appliance did not start, most likely
+# because of the launcher ImportError fixed in c16eaa9; it becomes test_cluster.py once
+# it passes whole.
 
 HOST_IP, HEAD_IP, WORKER_IP = "10.231.8.1", "10.231.8.2", "10.231.8.3"
 NETWORK = "10.231.8.0/24"
