@@ -143,17 +143,50 @@ def _report_progress(started: float, done: threading.Event) -> None:
         logger.info("starting engines (%.0f s): %s", time.monotonic() - started, states or "...")
 
 
-def _kill_leftovers(procs: list[psutil.Process]) -> None:
-    alive = [p for p in procs if p.is_running()]
-    for proc in alive:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.terminate()
-    _, still = psutil.wait_procs(alive, timeout=5)
-    for proc in still:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.kill()
-    if alive:
-        logger.info("stopped %d leftover processes", len(alive))
+def _kill_leftovers(me: psutil.Process, known: list[psutil.Process]) -> None:
+    """End every descendant, in rounds: a daemon killed mid-start (raylet) can have just
+    spawned children (its agents), which, orphaned, come to us as the subreaper."""
+    stopped: set[int] = set()
+    for _ in range(_KILL_ROUNDS):
+        alive = [p for p in {*known, *me.children(recursive=True)} if p.is_running()
+                 and p.pid not in stopped]
+        if not alive:
+            break
+        for proc in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.terminate()
+        _, still = psutil.wait_procs(alive, timeout=5)
+        for proc in still:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(still, timeout=5)
+        stopped.update(p.pid for p in alive)
+        known = []
+    if stopped:
+        logger.info("stopped %d leftover processes", len(stopped))
+
+
+_KILL_ROUNDS = 4
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _adopt_orphans() -> None:
+    """Descendants whose parent dies are re-parented to this process instead of init, so
+    a stop still finds (and ends) them, and no orphan outlives the appliance."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def _reap_orphans(me: psutil.Process, own: set[int]) -> None:
+    """Collect adopted orphans that have exited; Ray's own children it waits for itself."""
+    for child in me.children():
+        if child.pid in own:
+            continue
+        with contextlib.suppress(psutil.Error, ChildProcessError):
+            if child.status() == psutil.STATUS_ZOMBIE:
+                os.waitpid(child.pid, os.WNOHANG)
 
 
 def proxy_env(config: AppConfig) -> dict[str, str]:
@@ -279,6 +312,7 @@ def serve_foreground(config: AppConfig) -> int:
             raise _StopRequested
 
     me = psutil.Process()
+    _adopt_orphans()
     server = config.server
     ray_up = serve_up = False
     # Ours from the first moment: a stop while Ray is still starting is a stop, not a
@@ -313,8 +347,9 @@ def serve_foreground(config: AppConfig) -> int:
         logger.info("OnlyCS ready in %.0f s: %s://%s:%d/v1 (profile %s, auth %s)",
                     time.monotonic() - started, scheme, server.host, server.port,
                     config.profile, "on" if config.auth_required else "off")
+        own = {p.pid for p in me.children()}
         while not stop.wait(1.0):
-            pass
+            _reap_orphans(me, own)
         _drain(serve.get_app_handle(APP_NAME), server.drain_timeout_s)
     except (_StopRequested, SystemExit) as stopped:
         # SystemExit: Ray's own handler, which ray.init puts in place of ours while it runs.
@@ -338,7 +373,7 @@ def serve_foreground(config: AppConfig) -> int:
             if ray_up:
                 ray.shutdown()
             # Ray stopped mid-start has no session to shut down: its daemons are ours to end.
-            _kill_leftovers(me.children(recursive=True) + descendants)
+            _kill_leftovers(me, descendants)
             shutil.rmtree(env[MULTIPROC_ENV], ignore_errors=True)
     logger.info("stopped")
     return 0

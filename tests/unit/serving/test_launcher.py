@@ -102,3 +102,55 @@ def test_every_node_gets_the_hooks_settings_and_no_worker_runs_a_proxy(tmp_path)
     assert proxy_location(config) == "HeadOnly"
     proxied = AppConfig.model_validate({"server": {"ingress": "proxy"}})
     assert proxy_location(proxied) == "EveryNode"
+
+
+ORPHANING = """
+import subprocess, sys, time
+import psutil
+from serving.launcher import _adopt_orphans, _kill_leftovers
+_adopt_orphans()
+me = psutil.Process()
+# A daemon that starts a helper and dies before anyone lists it (raylet and its agents).
+subprocess.run(["sh", "-c", "sleep 300 & echo $! > " + sys.argv[1]], check=True)
+time.sleep(0.3)
+_kill_leftovers(me, [])
+"""
+
+
+def test_a_stop_ends_descendants_whose_parent_died_first(tmp_path: Path) -> None:
+    pid_file = tmp_path / "orphan.pid"
+    subprocess.run([sys.executable, "-c", ORPHANING, str(pid_file)], check=True, timeout=60,
+                   cwd=Path(__file__).parents[3])
+    orphan = int(pid_file.read_text())
+    try:
+        wait_until(lambda: not _running(orphan), timeout_s=10, interval_s=0.1,
+                   what="the orphan ending")
+    finally:
+        if _running(orphan):
+            os.kill(orphan, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_every_lazy_import_of_the_launcher_resolves() -> None:
+    # serve_foreground imports Ray-side modules late (they need the env set first): a name
+    # moved elsewhere must fail here, not at the first real start.
+    import ast
+    import importlib
+
+    tree = ast.parse((Path(__file__).parents[3] / "serving" / "launcher.py").read_text())
+    lazy = [node for fn in ast.walk(tree) if isinstance(fn, ast.FunctionDef)
+            for node in ast.walk(fn) if isinstance(node, ast.ImportFrom)]
+    assert lazy, "expected late imports in serving/launcher.py"
+    for node in lazy:
+        module = importlib.import_module(node.module or "")
+        for alias in node.names:
+            if not hasattr(module, alias.name):  # a submodule: `from ray import serve`
+                importlib.import_module(f"{node.module}.{alias.name}")
