@@ -114,6 +114,9 @@ class ChannelsConfig(_Section):
                                   description="Retries of a failed platform API call.")
     dedup_entries: int = Field(100_000, ge=100,
                                description="Message ids remembered for de-duplication.")
+    owed_reply_max_age_s: float = Field(
+        86_400, gt=0, description="A reply still owed to a platform when the appliance "
+        "stopped is sent on the next start if it is younger than this; older is dropped.")
     session_secret_file: Path = Field(
         Path("var/channel-sessions.key"),
         description="Per-install secret (0600, created on first use) that keys a platform "

@@ -34,6 +34,7 @@ from kernel.logs import ray_logging_env, serve_logging
 from kernel.processes import wait_until
 from kernel.store import StoreError, open_store
 from models.registry import check_model, model_dir
+from serving.channels.outbox import RUN_ENV, new_run_id
 from serving.metrics import MULTIPROC_ENV
 from serving.proxy_hooks import MAX_BODY_ENV, TLS_MIN_ENV
 
@@ -215,7 +216,7 @@ def cluster_env(config: AppConfig, metrics_dir: str) -> dict[str, str]:
     units, so it goes to the job, the Serve controller and (through them) the proxies
     and replicas as their runtime environment."""
     return {**QUIET_ENV, MULTIPROC_ENV: metrics_dir, **ray_logging_env(config.logging),
-            **proxy_env(config)}
+            **proxy_env(config), RUN_ENV: new_run_id()}
 
 
 def proxy_location(config: AppConfig) -> str:

@@ -62,6 +62,10 @@ def _record_aad(session_id: str, seq: int, role: str) -> bytes:
     return f"onlycs-msg\0{session_id}\0{seq}\0{role}".encode()
 
 
+def _owed_aad(reply_id: str, channel: str) -> bytes:
+    return f"onlycs-owed\0{reply_id}\0{channel}".encode()
+
+
 def _key_aad(key_id: int, algorithm: str) -> bytes:
     return f"onlycs-dek\0{key_id}\0{algorithm}".encode()
 
@@ -272,6 +276,53 @@ class ConversationStore(ABC):
                 self._run("INSERT INTO appliance_state VALUES (?, ?, ?, ?)",
                           (name, value, generation, time.time()))
         return generation
+
+    # -- replies owed to a chat platform (sealed like messages: they hold the user's text)
+
+    def owe_reply(self, reply_id: str, channel: str, run: str, payload: str) -> None:
+        """Record (or update) a reply still owed, held by the appliance run `run`."""
+        key_id = self.active_key_id()
+        algorithm, key = self._key(key_id)
+        nonce, sealed = seal(algorithm, key, payload.encode(), _owed_aad(reply_id, channel))
+        with self._transaction():
+            self._run("INSERT INTO owed_replies VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) "
+                      "DO UPDATE SET run = excluded.run, key_id = excluded.key_id, "
+                      "nonce = excluded.nonce, ciphertext = excluded.ciphertext",
+                      (reply_id, channel, run, key_id, nonce, sealed, time.time()))
+
+    def settle_reply(self, reply_id: str) -> None:
+        with self._transaction():
+            self._run("DELETE FROM owed_replies WHERE id = ?", (reply_id,))
+
+    def claim_owed_replies(self, channel: str, run: str, max_age_s: float
+                           ) -> list[tuple[str, str]]:
+        """(id, payload) of each reply an earlier run still owed, now held by `run`: of
+        several router replicas starting at once, each reply goes to one. Older than
+        `max_age_s` is dropped (a reply that late helps nobody); so is one that fails
+        authentication (logged)."""
+        with self._transaction():
+            self._run("DELETE FROM owed_replies WHERE channel = ? AND created < ?",
+                      (channel, time.time() - max_age_s))
+        claimed = []
+        for reply_id, old_run, key_id, nonce, sealed in self._rows(
+                "SELECT id, run, key_id, nonce, ciphertext FROM owed_replies "
+                "WHERE channel = ? AND run != ? ORDER BY created", (channel, run)):
+            with self._transaction():
+                taken = self._run("UPDATE owed_replies SET run = ? WHERE id = ? AND run = ?",
+                                  (run, reply_id, old_run)).rowcount
+            if not taken:
+                continue
+            algorithm, key = self._key(key_id)
+            try:
+                claimed.append((reply_id, open_sealed(algorithm, key, bytes(nonce),
+                                                      bytes(sealed),
+                                                      _owed_aad(reply_id, channel)).decode()))
+            except CryptoError as exc:
+                logger.error("conversation store: owed reply %s fails authentication (%s); "
+                             "dropped", reply_id, exc)
+                self.corrupt_records += 1
+                self.settle_reply(reply_id)
+        return claimed
 
     def purge(self, older_than_s: float) -> int:
         """Delete records older than the retention period; returns how many."""

@@ -46,6 +46,11 @@ MIGRATIONS = (
         "CREATE TABLE appliance_state (name TEXT PRIMARY KEY, value TEXT NOT NULL, "
         "generation INTEGER NOT NULL, updated DOUBLE PRECISION NOT NULL)",
     )),
+    Migration(3, "replies owed to a chat platform, sealed, sent on the next start", (
+        "CREATE TABLE owed_replies (id TEXT PRIMARY KEY, channel TEXT NOT NULL, "
+        "run TEXT NOT NULL, key_id INTEGER NOT NULL REFERENCES data_keys(id), "
+        "nonce BYTEA NOT NULL, ciphertext BYTEA NOT NULL, created DOUBLE PRECISION NOT NULL)",
+    )),
 )
 
 CONNECT_TIMEOUT_S = 5

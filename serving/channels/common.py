@@ -136,10 +136,9 @@ def owed_replies() -> int:
 
 
 class Deliveries:
-    """Replies that missed the platform's deadline, finished in the background."""
+    """Replies being finished in the background, each counted as owed until it is sent."""
 
-    def __init__(self, channel: str) -> None:
-        self._channel = channel
+    def __init__(self) -> None:
         self._tasks: set[asyncio.Task] = set()
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -148,26 +147,6 @@ class Deliveries:
         OWED.add(task)
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(OWED.discard)
-
-    async def within(self, seconds: float, reply: Coroutine[Any, Any, str],
-                     late: Callable[[str], Awaitable[None]]) -> str | None:
-        """The reply if it is ready within `seconds`; otherwise None, and `late` gets it."""
-        task = asyncio.ensure_future(reply)
-        done, _ = await asyncio.wait({task}, timeout=seconds)
-        if task in done:
-            return task.result()
-        self.spawn(self.send_when_ready(task, late))
-        return None
-
-    async def send_when_ready(self, reply: Awaitable[str],
-                              late: Callable[[str], Awaitable[None]]) -> None:
-        try:
-            await late(await reply)
-        except Exception:
-            counted(self._channel, "delivery_failed")
-            logger.exception("channel %s: a late reply could not be delivered", self._channel)
-        else:
-            counted(self._channel, "replied_later")
 
     @property
     def pending(self) -> int:

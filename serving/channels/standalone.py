@@ -15,14 +15,16 @@ from kernel.config import AppConfig
 from serving.channels.backend import OpenAIBackend
 from serving.channels.common import Responder
 from serving.channels.hub import mount_channels
+from serving.channels.outbox import Outbox
 from serving.proxy_hooks import BodySizeLimit, require_tls13
 
 BACKEND_KEY_ENV = "ONLYCS_BACKEND_API_KEY"
 
 
-def build_app(config: AppConfig, responder: Responder) -> FastAPI:
+def build_app(config: AppConfig, responder: Responder, outbox: Outbox | None = None
+              ) -> FastAPI:
     app = FastAPI(title="OnlyCS channels", docs_url=None, redoc_url=None, openapi_url=None)
-    mount_channels(app, config.channels, responder)
+    mount_channels(app, config.channels, responder, outbox)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

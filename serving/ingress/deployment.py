@@ -3,6 +3,8 @@ the request chain and mounts the routes; it holds no request logic of its own.""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from typing import Any
 
@@ -12,7 +14,8 @@ from kernel.config import AppConfig
 from kernel.gpu import GPUCollector
 from serving import metrics
 from serving.channels.common import owed_replies
-from serving.channels.hub import mount_channels
+from serving.channels.hub import channel_adapters, mount_channels
+from serving.channels.outbox import StoreOutbox
 from serving.ingress import routes_admin, routes_health, routes_openai
 from serving.ingress.callers import docs_follow_auth
 from serving.ingress.errors import VERSION, build_fastapi
@@ -20,6 +23,8 @@ from serving.pipeline.chain import RequestPipeline
 from serving.pipeline.channel_entry import PipelineResponder
 
 INGRESS_NAME = "router"  # the deployment's name in Ray Serve (kept: ops dashboards use it)
+
+logger = logging.getLogger("onlycs.channels")
 
 
 class ReplicaResponder:
@@ -34,6 +39,11 @@ class ReplicaResponder:
                                                                persona)
 
 
+def _replica_store() -> Any:
+    """The store of the router replica serving a channel (None: store off)."""
+    return serve.get_replica_context().servable_object.pipeline.sessions.store
+
+
 def make_ingress_deployment(config: AppConfig) -> Any:
     """The ingress deployment class, with its FastAPI app built for this config."""
     app = build_fastapi(config.server.docs_enabled)
@@ -42,16 +52,29 @@ def make_ingress_deployment(config: AppConfig) -> Any:
         app.include_router(module.router)
     if config.server.metrics_enabled:
         app.include_router(routes_health.metrics_router)
-    mount_channels(app, config.channels, ReplicaResponder())
+    mount_channels(app, config.channels, ReplicaResponder(),
+                   StoreOutbox(_replica_store, config.channels.owed_reply_max_age_s))
 
     @serve.deployment(name=INGRESS_NAME)
     @serve.ingress(app)
     class Ingress:
-        def __init__(self, config: AppConfig, handles: dict[str, Any]) -> None:
+        async def __init__(self, config: AppConfig, handles: dict[str, Any]) -> None:
             self.pipeline = RequestPipeline(config, handles)
             self.created = int(time.time())
             self.collectors = [GPUCollector()]
             metrics.BUILD_INFO.labels(VERSION, config.profile).set(1)
+            self._resending = asyncio.get_running_loop().create_task(self._resend_owed())
+
+        async def _resend_owed(self) -> None:
+            """Replies an earlier run still owed a platform, sent by the channels this
+            replica's routes call (Ray Serve sets the app up after this constructor)."""
+            while getattr(self, "_asgi_app", None) is None:
+                await asyncio.sleep(0.1)
+            for adapter in channel_adapters(self._asgi_app).values():
+                try:
+                    await adapter.resend_owed()
+                except Exception:
+                    logger.exception("channel %s: owed replies not resent", adapter.name)
 
         async def begin_drain(self) -> int:
             """SIGTERM: stop taking new work; started work finishes."""

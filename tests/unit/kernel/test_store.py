@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -188,11 +189,37 @@ def test_sessions_named_finds_the_id_under_every_owner(backend: Backend, key: Pa
 def test_the_schema_is_migrated_once_and_recorded(backend: Backend, key: Path) -> None:
     first = backend.open(key)
     first.append_turn("s", [StoredMessage("user", "kept")])
-    assert first.schema_version() == 2
+    assert first.schema_version() == 3
     again = backend.open(key)  # a restart, or a second replica starting
-    assert again.schema_version() == 2
-    assert backend.raw("SELECT version FROM schema_migrations ORDER BY version") == [(1,), (2,)]
+    assert again.schema_version() == 3
+    assert backend.raw("SELECT version FROM schema_migrations ORDER BY version") == [
+        (1,), (2,), (3,)]
     assert [m["content"] for m in again.export("s")] == ["kept"]
+
+
+def test_an_owed_reply_is_sealed_and_claimed_once_by_a_later_run(backend: Backend,
+                                                                  key: Path) -> None:
+    store = backend.open(key)
+    owed, answered = json.dumps({"text": SECRET}), json.dumps({"text": SECRET, "reply": "ok"})
+    store.owe_reply("wecom:1", "wecom", "run-1", owed)
+    store.owe_reply("wecom:1", "wecom", "run-1", answered)
+    store.owe_reply("wecom:2", "wecom", "run-1", '{"text": "second"}')
+    store.owe_reply("feishu:1", "feishu", "run-1", '{"text": "other channel"}')
+    assert store.claim_owed_replies("wecom", "run-1", 3600) == []  # its own run's
+    store.close()
+    assert SECRET.encode() not in backend.raw_bytes()
+    # Two router replicas of the next run start at once: each reply goes to one of them.
+    first, second = backend.open(key), backend.open(key)
+    claimed = first.claim_owed_replies("wecom", "run-2", 3600)
+    assert claimed == [("wecom:1", answered),
+                       ("wecom:2", '{"text": "second"}')]
+    assert second.claim_owed_replies("wecom", "run-2", 3600) == []
+    first.settle_reply("wecom:1")
+    assert backend.open(key).claim_owed_replies("wecom", "run-3", 3600) == [
+        ("wecom:2", '{"text": "second"}')]
+    backend.raw("UPDATE owed_replies SET created = created - 7200")
+    assert first.claim_owed_replies("feishu", "run-3", 3600) == []  # too late to help
+    assert backend.raw("SELECT id FROM owed_replies WHERE channel = 'feishu'") == []
 
 
 def test_a_sqlite_store_from_before_migrations_opens_with_its_records(tmp_path: Path,
@@ -202,8 +229,9 @@ def test_a_sqlite_store_from_before_migrations_opens_with_its_records(tmp_path: 
     # As every store written before 2026-12-02: the first schema, no migrations table.
     backend.raw("DROP TABLE schema_migrations")
     backend.raw("DROP TABLE appliance_state")
+    backend.raw("DROP TABLE owed_replies")
     store = backend.open(key)
-    assert store.schema_version() == 2
+    assert store.schema_version() == 3
     assert [m["content"] for m in store.export("s")] == ["from 2026-11"]
 
 

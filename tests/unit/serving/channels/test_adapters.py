@@ -562,3 +562,61 @@ async def test_a_reply_owed_to_the_platform_is_counted_until_it_is_sent(
             break
         await asyncio.sleep(0.02)
     assert owed_replies() == 0
+
+
+async def test_a_reply_a_stop_cut_off_is_sent_once_on_the_next_start(
+        platform: PlatformServer, responder: RecordingResponder, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Acknowledged to the platform, not yet answered, when the appliance stopped: kept in
+    the (real, SQLite) store and sent by the next run, and the platform's resend of it
+    afterwards is not answered twice."""
+    import tomllib
+
+    from kernel.crypto import create_master_key
+    from kernel.store.sqlite import SQLiteStore
+    from serving.channels.common import OWED
+    from serving.channels.hub import channel_adapters
+    from serving.channels.outbox import RUN_ENV, StoreOutbox
+
+    platform.sent.clear()
+    create_master_key(tmp_path / "master.key")
+    store = SQLiteStore(tmp_path / "c.db", tmp_path / "master.key")
+    config = AppConfig.model_validate(tomllib.loads(channels_toml(
+        platform.base_url, REPLY_DEADLINE_S, REPLY_DEADLINE_S,
+        str(tmp_path / "channel-sessions.key"))))
+
+    def started(run: str) -> tuple[httpx.AsyncClient, object]:
+        monkeypatch.setenv(RUN_ENV, run)
+        app = build_app(config, responder, StoreOutbox(lambda: store, 3600))
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://channels"), app
+
+    responder.delay_s = 60  # still generating when the stop comes
+    first, _ = started("run-1")
+    params, body = wecom_message("where is my order?", user="cut-off", msg_id="777")
+    assert (await first.post("/channels/wecom/callback", params=params,
+                             content=body)).status_code == 200
+    for task in list(OWED):  # the stop: the process and its tasks are gone
+        task.cancel()
+    await asyncio.sleep(0.05)
+    assert platform.sent == []
+
+    responder.delay_s = 0
+    second, app = started("run-2")
+    assert await channel_adapters(app)["wecom"].resend_owed() == 1
+    sent = await _sent(platform, 1)
+    assert [(s.platform, s.to, s.text) for s in sent] == [
+        ("wecom", "cut-off", "echo: where is my order?")]
+    for _ in range(100):
+        if owed_replies() == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert store.claim_owed_replies("wecom", "run-3", 3600) == []  # settled
+    # WeCom resends a message it got no answer to: this one has been answered.
+    assert (await second.post("/channels/wecom/callback", params=params,
+                              content=body)).status_code == 200
+    await asyncio.sleep(REPLY_DEADLINE_S)
+    assert len(platform.sent) == 1
+    assert [c[2] for c in responder.calls] == ["where is my order?"] * 2
+    await first.aclose()
+    await second.aclose()
