@@ -22,6 +22,17 @@ DEFAULT_ENGINE = "serving.vllm_engine:VLLMChatEngine"
 NODE_FIELD = "node"
 
 
+def node_address() -> str:
+    """The Ray node's address: unique in a cluster, as the inventory names the nodes
+    (host names need not be: cloned servers often share one)."""
+    try:
+        import ray
+
+        return ray.util.get_node_ip_address()
+    except Exception:  # outside Ray (tests of the body alone)
+        return socket.gethostname()
+
+
 def load_engine_class(path: str) -> type[ChatEngine]:
     module_name, _, attr = path.partition(":")
     return getattr(importlib.import_module(module_name), attr)
@@ -37,7 +48,7 @@ class ModelServer:
         logger.info("tier %s: starting engine", tier)
         await self._engine.start()
         self._adapters = ReplicaAdapters(self._engine)
-        self.node = socket.gethostname()
+        self.node = node_address()
         logger.info("tier %s: engine ready on %s", tier, self.node)
 
     async def chat(self, body: dict[str, Any]) -> AsyncIterator[EngineOutput | dict]:

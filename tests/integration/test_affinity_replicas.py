@@ -8,11 +8,11 @@ instead of two more vLLM engines, which would not fit beside the session's stack
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 
 import pytest
+import ray
 
 pytestmark = pytest.mark.integration
 
@@ -90,7 +90,7 @@ def test_an_adapter_loaded_on_one_replica_is_served_by_both(ray_local: None) -> 
         assert result["status"] == 200
         assert result["body"]["model"] == "tone-v1"
     assert all(names == ["tone-v1"] for names in loaded_by_replica().values())
-    assert nodes == {socket.gethostname()}  # one machine: both replicas name it
+    assert nodes == {ray.util.get_node_ip_address()}  # one node: both replicas name it
     # The router dropped it from its registry: the next request unloads it everywhere.
     dropped = {**body, "model": "small", ADAPTERS_FIELD: {}}
     for _ in range(24):

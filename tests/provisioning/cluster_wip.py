@@ -35,7 +35,7 @@ from tests.provisioning.test_site import _recap, unpacked  # noqa: F401 (a fixtu
 
 HOST_IP, HEAD_IP, WORKER_IP = "10.231.8.1", "10.231.8.2", "10.231.8.3"
 NETWORK = "10.231.8.0/24"
-HEAD, WORKER = "onlycs-head", "onlycs-wrk"  # machine names: the guests' hostnames
+HEAD, WORKER = "onlycs-head", "onlycs-wrk"  # machine names (nspawn), not host names
 SECRET = "my card 6222020200998877665, deliver to 5 Elm Street"
 CLUSTER_TIERS = EAGER_LARGE_TIER + """
 [tiers.small]
@@ -180,7 +180,7 @@ def test_replicas_on_both_nodes_answer_through_the_heads_tls_endpoint(
     answered = [_chat(tls, admin_key, f"spread-{i}-{uuid.uuid4().hex[:6]}")
                 for i in range(24)]
     assert all(status == 200 for status, _, _ in answered), answered
-    assert {node for _, node, _ in answered} == {HEAD, WORKER}
+    assert {node for _, node, _ in answered} == {HEAD_IP, WORKER_IP}
     with socket.create_connection((HEAD_IP, 8000), timeout=10) as raw, \
             tls.wrap_socket(raw, server_hostname=HEAD_IP) as conn:
         assert conn.version() == "TLSv1.3"
@@ -239,7 +239,7 @@ def test_the_head_serves_alone_while_the_worker_is_down_then_both_again(
     assert _readiness(tls, admin_key)[0] == "degraded", outcomes
     after = [_chat(tls, admin_key, f"alone-{i}-{uuid.uuid4().hex[:6]}")[:2]
              for i in range(8)]
-    assert after == [(200, HEAD)] * 8, (outcomes, after)
+    assert after == [(200, HEAD_IP)] * 8, (outcomes, after)
     assert _chat(tls, admin_key, "complaint", "This is unacceptable, my lamp arrived "
                  "broken!", model="auto")[0] == 200  # the large tier stays on the head
     assert worker.ssh("systemctl start onlycs-ray-worker").returncode == 0
@@ -247,7 +247,7 @@ def test_the_head_serves_alone_while_the_worker_is_down_then_both_again(
                interval_s=10, what="the worker's replica back")
     again = [_chat(tls, admin_key, f"back-{i}-{uuid.uuid4().hex[:6]}") for i in range(24)]
     assert all(status == 200 for status, _, _ in again)
-    assert {node for _, node, _ in again} == {HEAD, WORKER}
+    assert {node for _, node, _ in again} == {HEAD_IP, WORKER_IP}
 
 
 def test_a_second_run_changes_nothing_on_either_node(
