@@ -10,6 +10,7 @@ main suite), after the single-host test has released its guest."""
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import ssl
 import time
@@ -120,6 +121,17 @@ def _get(path: str, tls: ssl.SSLContext, key: str | None = None) -> tuple[int, d
         return refused.code, json.loads(refused.read() or b"{}")
 
 
+def _post(path: str, payload: dict, tls: ssl.SSLContext, key: str) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"https://{HEAD_IP}:8000{path}", data=json.dumps(payload).encode(), method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, context=tls, timeout=300) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read() or b"{}")
+
+
 def _chat(tls: ssl.SSLContext, key: str, session: str, text: str = "Hello there",
           model: str = "small") -> tuple[int, str | None, dict]:
     """(status, node that answered, body); a request that takes over 120 s fails the test:
@@ -184,6 +196,26 @@ def test_replicas_on_both_nodes_answer_through_the_heads_tls_endpoint(
     with socket.create_connection((HEAD_IP, 8000), timeout=10) as raw, \
             tls.wrap_socket(raw, server_hostname=HEAD_IP) as conn:
         assert conn.version() == "TLSv1.3"
+
+
+def test_an_adapter_loaded_once_is_served_by_the_replicas_on_both_nodes(
+        nodes: tuple[Guest, Guest], serving: None, tls: ssl.SSLContext,
+        admin_key: str) -> None:
+    head, worker = nodes
+    trained = head.ssh("runuser -u onlycs -- /opt/onlycs/venv/bin/onlycs lora train --out "
+                       "/var/lib/onlycs/adapters/kb-a --epochs 1 --rank 8 "
+                       "--config /etc/onlycs/config.toml", timeout=1200)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    # An adapter's folder must be at the same path on every node (the README says so).
+    shutil.copytree(head.root / "var/lib/onlycs/adapters/kb-a",
+                    worker.root / "var/lib/onlycs/adapters/kb-a")
+    assert worker.ssh("chown -R onlycs:onlycs /var/lib/onlycs/adapters/kb-a").returncode == 0
+    status, body = _post("/admin/adapters", {"name": "kb-a", "path": "kb-a"}, tls, admin_key)
+    assert status == 200, body
+    answered = [_chat(tls, admin_key, f"adapter-{i}-{uuid.uuid4().hex[:6]}",
+                      model="small:kb-a") for i in range(24)]
+    assert all(status == 200 for status, _, _ in answered), answered
+    assert {node for _, node, _ in answered} == {HEAD_IP, WORKER_IP}
 
 
 def test_every_turn_is_in_postgresql_and_only_as_ciphertext(
