@@ -5,7 +5,7 @@ this machine, which is the Ansible controller and a host the inventory does not 
 
 The small tier runs a replica on each node, the large tier stays on the head; the worker is
 stopped and started again under traffic. Runs in the installer's pytest session (after the
-main suite), after the single-host test has released its guest."""
+main suite), each guest released before the next module boots its own."""
 
 from __future__ import annotations
 
@@ -27,12 +27,6 @@ from tests.engine_settings import EAGER_LARGE_TIER
 from tests.provisioning.nspawn import Guest, booted_guest, bridged_network, ssh_options
 from tests.provisioning.site_run import run_playbook
 from tests.provisioning.test_site import _recap, unpacked  # noqa: F401 (a fixture)
-
-# Not in `make test` yet (the name keeps pytest from collecting it; run it by path:
-# `pytest tests/provisioning/cluster_wip.py`): on 2026-12-02 its first test passed (both
-# nodes in one Ray cluster, site.yml 328 s) and the appliance did not start, most likely
-# because of the launcher ImportError fixed in c16eaa9; it becomes test_cluster.py once
-# it passes whole.
 
 HOST_IP, HEAD_IP, WORKER_IP = "10.231.8.1", "10.231.8.2", "10.231.8.3"
 NETWORK = "10.231.8.0/24"
