@@ -19,7 +19,13 @@ KB = Path("lora/data/kb.jsonl")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import importlib.util
+
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    if importlib.util.find_spec("peft") is None:
+        raise SystemExit("onlycs lora train: the peft package is missing: install the "
+                         "train extra (pip install 'onlycs[train]'; every bundle has it)")
 
     from lora.train import TrainSettings, describe, train_adapter
     from models.registry import model_dir
