@@ -4,7 +4,6 @@ with the route named, the turn stored, and the HTTP layer only mapping the outco
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +13,7 @@ from kernel.errors import APIError
 from serving.access import Caller
 from serving.ingress import routes_openai
 from serving.ingress.errors import build_fastapi
+from serving.model_deployment import node_address
 from serving.pipeline.channel_entry import PipelineResponder
 from serving.pipeline.outcome import Reply, StreamReply
 from serving.protocol import ChatRequest, CompletionRequest
@@ -33,7 +33,7 @@ async def test_a_pinned_chat_reaches_only_its_tier_and_is_stored(pipeline, tiers
     assert outcome.text() == "answer from kb"
     assert outcome.route.headers() == {"x-onlycs-route": "tier=kb; rule=pinned",
                                        "x-onlycs-session": "s-7",
-                                       "x-onlycs-node": socket.gethostname()}
+                                       "x-onlycs-node": node_address()}
     assert [len(t.engine.bodies) for t in tiers.values()] == [0, 0, 1]
     assert tiers["kb"].engine.bodies[0]["user"] == "key-a/s-7"
     stored = pipeline.sessions.store.export("key-a/s-7")
