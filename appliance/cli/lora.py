@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ from kernel.config import AppConfig
 from onlycs.admin import AdminClient
 from onlycs.errors import APIStatusError
 
-KB = Path("lora/data/kb.jsonl")
+# The shipped knowledge base, inside the installed package: a bundle-installed appliance
+# has no checkout to find `lora/data/` relative to.
+KB = Path(str(resources.files("lora") / "data" / "kb.jsonl"))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
