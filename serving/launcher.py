@@ -171,13 +171,18 @@ _KILL_ROUNDS = 4
 _PR_SET_CHILD_SUBREAPER = 36
 
 
-def _adopt_orphans() -> None:
-    """Descendants whose parent dies are re-parented to this process instead of init, so
-    a stop still finds (and ends) them, and no orphan outlives the appliance."""
+def _prctl(option: int, value: int) -> None:
+    """Linux's prctl(2); elsewhere nothing (no such call)."""
     import ctypes
 
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1)
+        ctypes.CDLL(None, use_errno=True).prctl(option, value)
+
+
+def _adopt_orphans() -> None:
+    """Descendants whose parent dies are re-parented to this process instead of init, so
+    a stop still finds (and ends) them, and no orphan outlives the appliance."""
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
 
 
 def _reap_orphans(me: psutil.Process, own: set[int]) -> None:
@@ -266,10 +271,7 @@ _PR_SET_PDEATHSIG = 1
 
 def _die_with_parent() -> None:
     """In the child before exec: a SIGTERM (a drain) when the supervisor dies."""
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def supervise(argv: list[str]) -> int:
