@@ -86,9 +86,14 @@ class TierConfig(Section):
         "CPU computes it natively (AVX-512 BF16, AMX, Arm BF16), float32 elsewhere; on GPU: "
         "the model's own dtype."
     )
-    cpu_kvcache_space_gib: int = Field(
-        2, ge=1, description="CPU profile: KV cache size (VLLM_CPU_KVCACHE_SPACE)."
+    cpu_kvcache_space_gib: float | None = Field(
+        None, gt=0, description="CPU profile: KV cache size in GiB; unset: sized for "
+        "`max_num_seqs` sequences of `cpu_kv_tokens_per_seq` tokens (serving/kv_budget.py)."
     )
+    cpu_kv_tokens_per_seq: int = Field(
+        512, ge=16, description="CPU profile, KV cache unset: tokens of cache per sequence "
+        "(prompt and answer). Sequences that need more wait in the engine's queue; one "
+        "sequence always fits `max_model_len`.")
     cpu_omp_threads_bind: str = Field(
         "all", description="CPU profile: cores for the engine's OpenMP threads: `all` (every "
         "core), or anything VLLM_CPU_OMP_THREADS_BIND takes (`auto`, `0-3`, `nobind`)."
@@ -99,12 +104,24 @@ class TierConfig(Section):
         "instead of spinning on sched_yield (vLLM's way burns a core the appliance needs); "
         "unset keeps vLLM's.",
     )
+    cpu_single_process: bool = Field(
+        True,
+        description="CPU profile: the model runs inside the engine's scheduler process "
+        "(vLLM's `uni` executor) instead of in a worker process of its own: one process "
+        "(~0.5 GiB) less per tier and no hand-off between processes at each step; false "
+        "keeps vLLM's two processes.",
+    )
     cpu_grouped_lora: bool = Field(
         True,
         description="CPU profile: LoRA products one matmul per adapter in the batch "
         "(serving/lora_cpu.py) instead of vLLM's copy of the adapter's weights per token; "
         "false keeps vLLM's.",
     )
+    stream_batch_ms: float = Field(
+        20, ge=0, le=200,
+        description="A streamed answer's pieces go from the tier's replica to the router "
+        "in one Ray object per this many ms at most (the first at once); 0: one object "
+        "per piece. Each object costs Ray CPU, which comes out of the model's time.")
     num_replicas: int = Field(1, ge=1, description="Ray Serve replicas of this tier.")
     max_replicas_per_node: int | None = Field(
         None, ge=1, description="At most this many of the tier's replicas on one node (1: "

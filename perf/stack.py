@@ -20,7 +20,6 @@ REPO = Path(__file__).resolve().parents[1]
 BASE: dict[str, Any] = {
     "limits": {"max_pending_per_tier": 4096},
     "store": {"enabled": False},
-    "tiers": {"small": {"cpu_kvcache_space_gib": 2}, "large": {"cpu_kvcache_space_gib": 1}},
 }
 
 
@@ -88,3 +87,35 @@ def appliance(overrides: dict | None = None) -> Iterator[tuple[str, Path, int]]:
         wait_until(ready, timeout_s=900, interval_s=2, ignore=(httpx.HTTPError,),
                    alive=process, what=f"appliance ready (see {work / 'serve.log'})")
         yield url, work, process.pid
+
+
+def process_kind(proc: psutil.Process) -> str:
+    """What a process of the appliance is, for a memory table: Ray's name for its actors,
+    vLLM's for its engines, the executable otherwise."""
+    name = proc.name()
+    if name.startswith(("ray::", "VLLM::")):
+        return name
+    for part in proc.cmdline()[1:4]:
+        if part.endswith(".py") or part.startswith("appliance"):
+            return f"{name} {Path(part).name}"
+    return name
+
+
+def memory_by_kind(pid: int) -> dict[str, dict[str, float]]:
+    """RSS and PSS (MiB) of the appliance's processes, summed by kind, with a `total` row.
+    RSS counts a shared library once per process that maps it; PSS shares it out."""
+    kinds: dict[str, dict[str, float]] = {}
+    for proc in process_tree(pid):
+        try:
+            info = proc.memory_full_info()
+            kind = process_kind(proc)
+        except psutil.Error:  # a process that just exited
+            continue
+        row = kinds.setdefault(kind, {"processes": 0, "rss_mib": 0.0, "pss_mib": 0.0})
+        row["processes"] += 1
+        row["rss_mib"] += info.rss / 2**20
+        row["pss_mib"] += info.pss / 2**20
+    total = {key: sum(row[key] for row in kinds.values())
+             for key in ("processes", "rss_mib", "pss_mib")}
+    return {kind: {k: round(v, 1) for k, v in row.items()}
+            for kind, row in sorted(kinds.items())} | {"total": total}

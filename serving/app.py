@@ -14,6 +14,7 @@ from kernel.config import AppConfig, TierConfig
 from models.registry import model_dir
 from serving.cpu_dtype import cpu_auto_dtype
 from serving.ingress.deployment import make_ingress_deployment
+from serving.kv_budget import BYTES_PER_VALUE, kv_cache_bytes
 from serving.model_deployment import DEFAULT_ENGINE, ModelServer
 from serving.vllm_plugin import ENV as ENGINE_WAIT_ENV
 from serving.vllm_plugin import GROUPED_LORA_ENV
@@ -23,17 +24,23 @@ INGRESS_MAX_ONGOING = 4096
 
 def engine_options(config: AppConfig, name: str, tier: TierConfig) -> dict[str, Any]:
     """vLLM engine arguments for one tier; `engine_args` in the config wins."""
+    model = model_dir(config, tier)
+    dtype = cpu_auto_dtype() if config.profile == "cpu" and tier.dtype == "auto" else tier.dtype
     options: dict[str, Any] = {
-        "model": str(model_dir(config, tier)),
+        "model": str(model),
         "served_model_name": name,
         "max_model_len": tier.max_model_len,
         "max_num_seqs": tier.max_num_seqs,
         "enable_prefix_caching": tier.enable_prefix_caching,
-        "dtype": cpu_auto_dtype() if config.profile == "cpu" and tier.dtype == "auto"
-        else tier.dtype,
+        "dtype": dtype,
         # vLLM's request log holds prompt text: customer data, off unless asked for.
         "enable_log_requests": config.logging.log_prompts,
     }
+    if config.profile == "cpu":
+        options["kv_cache_memory_bytes"] = kv_cache_bytes(
+            tier, model, dtype if dtype in BYTES_PER_VALUE else "float32")
+        if tier.cpu_single_process:
+            options["distributed_executor_backend"] = "uni"
     if tier.enable_lora:
         options |= {"enable_lora": True, "max_lora_rank": tier.max_lora_rank,
                     "max_loras": tier.max_loras}
@@ -49,10 +56,16 @@ def omp_threads_bind(setting: str) -> str:
 
 
 def tier_env(config: AppConfig, tier: TierConfig) -> dict[str, str]:
-    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    # AOT compile artifacts of this vLLM and torch fail to load ("'function' object has no
+    # attribute 'finalize_loading'"), so every start compiled again; vLLM's older compile
+    # cache loads (a compiled tier's warm start: 52 s instead of 205 s).
+    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_USE_AOT_COMPILE": "0"}
     if config.profile == "cpu":
-        env |= {"VLLM_CPU_KVCACHE_SPACE": str(tier.cpu_kvcache_space_gib),
-                "VLLM_CPU_OMP_THREADS_BIND": omp_threads_bind(tier.cpu_omp_threads_bind)}
+        env["VLLM_CPU_OMP_THREADS_BIND"] = omp_threads_bind(tier.cpu_omp_threads_bind)
+        if tier.cpu_single_process:
+            # vLLM's CPU platform swaps `uni` for `mp` unless this says the engine may
+            # share a process with the model (AsyncLLM keeps its EngineCore process anyway).
+            env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         if tier.cpu_engine_wait_s is not None:
             env[ENGINE_WAIT_ENV] = str(tier.cpu_engine_wait_s)
         if tier.enable_lora and tier.cpu_grouped_lora:
@@ -77,7 +90,8 @@ def tier_deployment(config: AppConfig, name: str, engine_cls: str) -> Applicatio
                            "resources": tier.resources,
                            "runtime_env": {"env_vars": tier_env(config, tier)}},
     )
-    return deployment.bind(name, engine_options(config, name, tier), engine_cls)
+    return deployment.bind(name, engine_options(config, name, tier), engine_cls,
+                           tier.stream_batch_ms / 1000)
 
 
 def build_app(config: AppConfig, engine_cls: str = DEFAULT_ENGINE) -> Application:

@@ -14,6 +14,7 @@ from typing import Any
 
 from serving.adapter_sync import ReplicaAdapters
 from serving.engine_protocol import ChatEngine, EngineOutput
+from serving.stream_batch import coalesce
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +43,9 @@ class ModelServer:
     """Deployment body; `serving.app` wraps it with `serve.deployment` per tier."""
 
     async def __init__(self, tier: str, engine_options: dict[str, Any],
-                       engine_cls: str = DEFAULT_ENGINE):
+                       engine_cls: str = DEFAULT_ENGINE, stream_batch_s: float = 0.0):
         self.tier = tier
+        self._stream_batch_s = stream_batch_s
         self._engine = load_engine_class(engine_cls)(engine_options)
         logger.info("tier %s: starting engine", tier)
         await self._engine.start()
@@ -51,13 +53,16 @@ class ModelServer:
         self.node = node_address()
         logger.info("tier %s: engine ready on %s", tier, self.node)
 
-    async def chat(self, body: dict[str, Any]) -> AsyncIterator[EngineOutput | dict]:
-        async for out in self._answer(self._engine.chat, body):
-            yield out
+    # Each yield is one Ray object to the router: a list of outputs (`coalesce`).
+    async def chat(self, body: dict[str, Any]) -> AsyncIterator[list[EngineOutput | dict]]:
+        async for batch in coalesce(self._answer(self._engine.chat, body), self._stream_batch_s):
+            yield batch
 
-    async def completions(self, body: dict[str, Any]) -> AsyncIterator[EngineOutput | dict]:
-        async for out in self._answer(self._engine.completions, body):
-            yield out
+    async def completions(self, body: dict[str, Any]
+                          ) -> AsyncIterator[list[EngineOutput | dict]]:
+        async for batch in coalesce(self._answer(self._engine.completions, body),
+                                    self._stream_batch_s):
+            yield batch
 
     async def _answer(self, method: Any, body: dict[str, Any]
                       ) -> AsyncIterator[EngineOutput | dict]:

@@ -4,6 +4,7 @@ once per tier (streaming options included), never per request."""
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -37,7 +38,7 @@ class TierDispatcher:
         self._streaming = {tier: h.options(stream=True) for tier, h in self.handles.items()}
 
     async def open(self, tier: str, method: str, body: dict[str, Any]) -> Opened:
-        stream = getattr(self._streaming[tier], method).remote(body)
+        stream = ItemStream(getattr(self._streaming[tier], method).remote(body))
         node = None
         try:
             first = await stream.__anext__()
@@ -64,6 +65,27 @@ class TierDispatcher:
     async def readiness(self) -> dict[str, dict[str, Any]]:
         results = await asyncio.gather(*(self.probe(t) for t in self.handles))
         return dict(zip(self.handles, results, strict=True))
+
+
+class ItemStream:
+    """A tier's items one at a time: its replica sends them in batches (`coalesce`), a
+    test's fake tier one by one. `cancel()` reaches the replica, which aborts the request."""
+
+    def __init__(self, batches: Any):
+        self._batches = batches
+        self._pending: deque[Any] = deque()
+
+    def __aiter__(self) -> ItemStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        while not self._pending:
+            batch = await self._batches.__anext__()
+            self._pending.extend(batch if isinstance(batch, list) else (batch,))
+        return self._pending.popleft()
+
+    def cancel(self) -> None:
+        self._batches.cancel()
 
 
 def running_replicas(app: str) -> dict[str, int]:

@@ -42,12 +42,9 @@ max_pending_per_tier = 40
 [models]
 root = "{models_root}"
 [tiers.small]
-cpu_kvcache_space_gib = 1
 enable_lora = true
 [tiers.large]
-cpu_kvcache_space_gib = 1
 [tiers.{extra_tier}]
-cpu_kvcache_space_gib = 1
 max_num_seqs = 8
 engine_args = {{ enforce_eager = true }}
 [logging]
