@@ -10,7 +10,8 @@ SUITES = {"serving": "perf.serving_suite", "sessions": "perf.sessions_suite",
           "lora": "perf.lora_suite", "knowledge": "perf.knowledge_suite",
           "knowledge-serving": "perf.knowledge_serving_suite",
           "dtype": "perf.dtype_suite", "compile": "perf.compile_suite",
-          "ingress": "perf.ingress_suite", "filter": "perf.filter_suite"}
+          "ingress": "perf.ingress_suite", "filter": "perf.filter_suite",
+          "guidellm": "perf.guidellm_suite"}
 
 
 def main() -> int:
