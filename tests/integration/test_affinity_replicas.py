@@ -85,7 +85,8 @@ def test_an_adapter_loaded_on_one_replica_is_served_by_both(ray_local: None) -> 
     answers = [handle.options(stream=True).chat.remote(body) for _ in range(24)]
     nodes = set()
     for stream in answers:
-        marker, result = list(stream)  # the node that answered, then the answer
+        # the node that answered, then the answer (the replica sends batches of items)
+        marker, result = [item for batch in stream for item in batch]
         nodes.add(marker["node"])
         assert result["status"] == 200
         assert result["body"]["model"] == "tone-v1"
