@@ -14,7 +14,7 @@ from kernel.config import AppConfig, TierConfig
 from models.registry import model_dir
 from serving.cpu_dtype import cpu_auto_dtype
 from serving.ingress.deployment import make_ingress_deployment
-from serving.kv_budget import BYTES_PER_VALUE, kv_cache_bytes
+from serving.kv_budget import kv_cache_bytes
 from serving.model_deployment import DEFAULT_ENGINE, ModelServer
 from serving.vllm_plugin import ENV as ENGINE_WAIT_ENV
 from serving.vllm_plugin import GROUPED_LORA_ENV
@@ -37,8 +37,7 @@ def engine_options(config: AppConfig, name: str, tier: TierConfig) -> dict[str, 
         "enable_log_requests": config.logging.log_prompts,
     }
     if config.profile == "cpu":
-        options["kv_cache_memory_bytes"] = kv_cache_bytes(
-            tier, model, dtype if dtype in BYTES_PER_VALUE else "float32")
+        options["kv_cache_memory_bytes"] = kv_cache_bytes(tier, model, dtype)
         if tier.cpu_single_process:
             options["distributed_executor_backend"] = "uni"
     if tier.enable_lora:
