@@ -6,7 +6,8 @@ path), scored against the knowledge base.
 - wrong fact: the reply states a number or e-mail that the knowledge base does not state of
   that subject: one in no entry about the question's product or city (nor in the shop-wide
   entries, nor the question): an invented price, or another lamp's;
-- abstained: the route header says mode=abstain.
+- abstained: the route header says mode=abstain, or the reply is the abstain reply (the
+  fact guard put it in place of a grounded answer).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import httpx
@@ -58,7 +59,8 @@ def route_mode(header: str) -> str:
 
 def evaluate(client: httpx.Client, kb: KnowledgeBase, questions: list[dict[str, Any]], *,
              model: str = "auto", grounding: bool = True, max_tokens: int = 64,
-             progress: Callable[[str], None] = print) -> dict[str, Any]:
+             abstain_replies: Collection[str] = (), progress: Callable[[str], None] = print
+             ) -> dict[str, Any]:
     by_lang: dict[str, Counter] = defaultdict(Counter)
     modes: Counter = Counter()
     latency: dict[str, list[float]] = defaultdict(list)
@@ -73,6 +75,7 @@ def evaluate(client: httpx.Client, kb: KnowledgeBase, questions: list[dict[str, 
         latency_s = time.perf_counter() - started
         reply = response.json()["choices"][0]["message"]["content"] or ""
         mode = route_mode(response.headers.get(ROUTE_HEADER, ""))
+        abstained = mode == "abstain" or reply.strip() in abstain_replies
         modes[mode] += 1
         latency[mode].append(latency_s)
         tally = by_lang[row["lang"]]
@@ -85,13 +88,14 @@ def evaluate(client: httpx.Client, kb: KnowledgeBase, questions: list[dict[str, 
             known = [row["question"], *true_of(kb, set(entry.mentions))]
         else:
             tally["unanswerable"] += 1
-            tally["abstained"] += mode == "abstain"
+            tally["abstained"] += abstained
             known = [row["question"], *true_of(kb, set())]
         wrong = not check(reply, known).passed
         tally["wrong_fact"] += wrong
         details.append({"question": row["question"], "entry": row["entry"], "mode": mode,
-                        "right": right, "wrong_fact": wrong, "reply": reply})
-        tally["abstained_answerable"] += entry is not None and mode == "abstain"
+                        "abstained": abstained, "right": right, "wrong_fact": wrong,
+                        "reply": reply})
+        tally["abstained_answerable"] += entry is not None and abstained
         if number % 25 == 0:
             progress(f"{number}/{len(questions)} questions")
     return summary(by_lang, modes, latency) | {"details": details}

@@ -43,12 +43,17 @@ class ModeChoice:
         return self.entries[0] if self.entries else None
 
 
-def choose(hits: list[Hit], intent: str | None, limits: Thresholds) -> ModeChoice:
+def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
+           sure: bool = True) -> ModeChoice:
+    """`sure`: the intent classifier was sure of `intent`. An unsure reading ("Nova 床头灯有什么
+    配色？" read as a hand-off at 17 %) neither stops a confident entry's answer nor makes a
+    question small talk; it still decides what happens when nothing is relevant."""
+    said = intent if sure else None
     allowed = [h for h in hits if h.eligible]
     top = allowed[0] if allowed else None
     subject = top is not None and bool(top.entry.mentions)
     stranger = max((h.score for h in hits if not h.eligible), default=0.0)
-    if top is not None and not subject and stranger >= top.score and intent not in (
+    if top is not None and not subject and stranger >= top.score and said not in (
             "chitchat", "abuse", *CONVERSATION_INTENTS):
         # The question reads most like an entry about a product or city it does not name:
         # "how much is the Zephyr desk?", "delivery to Cairo?". We do not know that one,
@@ -57,8 +62,8 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds) -> ModeChoic
         return ModeChoice("abstain", f"best match is about another subject ({stranger:.3f} "
                           f">= {top.score:.3f}): the question names something the knowledge "
                           "base does not hold")
-    if intent in SMALL_TALK_INTENTS and not _confident(allowed, limits):
-        return ModeChoice("open", f"intent {intent}: no fact question")
+    if said in SMALL_TALK_INTENTS and not _confident(allowed, limits):
+        return ModeChoice("open", f"intent {said}: no fact question")
     if top is None:
         return _no_answer(intent, "no entry in the knowledge base")
     rivals = [h for h in allowed[1:] if bool(h.entry.mentions) == subject]
@@ -73,10 +78,11 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds) -> ModeChoic
     why = (f"{top.entry.id}: similarity {top.dense:.3f}, score {top.score:.3f}, lead "
            f"{margin:.3f}" + (", subject named" if subject else ""))
     confident = margin >= limits.kb_margin and (subject or top.dense >= limits.kb_similarity)
-    if confident and intent not in CONVERSATION_INTENTS:
-        return ModeChoice("kb", f"one confident entry ({why})", (top,))
-    if intent in CONVERSATION_INTENTS:
-        return ModeChoice("grounded", f"intent {intent}: the tier answers, grounded ({why})",
+    if confident and said not in CONVERSATION_INTENTS:
+        unsure = "" if sure or intent is None else f"; intent {intent} unsure"
+        return ModeChoice("kb", f"one confident entry ({why}{unsure})", (top,))
+    if said in CONVERSATION_INTENTS:
+        return ModeChoice("grounded", f"intent {said}: the tier answers, grounded ({why})",
                           tuple(same))
     return ModeChoice("grounded", f"relevant but not decisive ({why})", tuple(same))
 

@@ -102,11 +102,12 @@ class KnowledgeService:
         return version
 
     def answer(self, question: str, intent: str | None, context: str = "",
-               snapshot: Snapshot | None = None, top_k: int = 5) -> Answer:
+               snapshot: Snapshot | None = None, top_k: int = 5, *, sure: bool = True
+               ) -> Answer:
         started = time.perf_counter()
         snap = snapshot or self.snapshot()
         hits = snap.retriever.search(question, top_k, context=context)
-        choice = choose(hits, intent, self.thresholds)
+        choice = choose(hits, intent, self.thresholds, sure=sure)
         return Answer(choice, snap.kb.version, language_of(question), tuple(hits),
                       time.perf_counter() - started)
 

@@ -14,6 +14,7 @@ import time
 
 import httpx
 
+from kernel.config import KnowledgeConfig
 from knowledge.entries import KnowledgeBase
 from knowledge.evaluate import evaluate
 from knowledge.files import read_file
@@ -30,6 +31,7 @@ EVAL = os.environ.get("ONLYCS_PERF_KB_EVAL", "both")
 TTFT = os.environ.get("ONLYCS_PERF_KB_TTFT", "1") != "0"  # 0: the evaluation alone
 KB_QUESTIONS = ["How many watts does the Orbit ceiling light pull?", "Halo 落地灯的质保期是几年？",
                 "What is the price of the Kite clip lamp?", "寄到柏林要多久？"]
+ABSTAIN = (KnowledgeConfig().abstain_en, KnowledgeConfig().abstain_zh)  # the stack's defaults
 OPEN_QUESTIONS = ["Hello!", "Thanks a lot!", "你好", "Good morning"]
 
 
@@ -72,7 +74,7 @@ def run() -> dict:
         with httpx.Client(base_url=url, timeout=300) as client:
             for grounding in {"both": (True, False), "on": (True,)}.get(EVAL, ()):
                 reports["on" if grounding else "off"] = evaluate(
-                    client, kb, questions, grounding=grounding,
+                    client, kb, questions, grounding=grounding, abstain_replies=ABSTAIN,
                     progress=lambda m: print(m, flush=True))
         # Distinct held-out questions the knowledge base answers verbatim: every one is new
         # to the query-embedding cache; the four repeated ones hit it after the first round.

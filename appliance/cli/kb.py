@@ -118,7 +118,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from knowledge.heldout import HELDOUT
     from knowledge.heldout import load as load_questions
 
-    kb = _service(args).snapshot().kb
+    service = _service(args)
+    kb = service.snapshot().kb
+    replies = (service.abstain_text("en"), service.abstain_text("zh"))
     questions = load_questions(args.questions or HELDOUT)
     reports = {}
     with admin_client(args) as client:
@@ -127,7 +129,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             label = "grounding on" if grounding else "grounding off"
             print(f"{label}: {len(questions)} questions", file=sys.stderr)
             reports[label] = evaluate(client.http, kb, questions, model=args.model,
-                                      grounding=grounding,
+                                      grounding=grounding, abstain_replies=replies,
                                       progress=lambda m: print(m, file=sys.stderr))
     for label, report in reports.items():
         print(f"== {label}")

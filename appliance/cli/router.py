@@ -37,7 +37,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     engine = build_engine(config)
     decision = engine.decide(args.message, full=True)
     print(f"message: {args.message!r}")
-    print(f"intent:  {decision.intent} ({'MiniLM embedding' if decision.embedded else 'n-grams'})")
+    how = "MiniLM embedding" if decision.embedded else "n-grams"
+    print(f"intent:  {decision.intent} ({how}{'' if decision.intent_sure else ', unsure'})")
     print("features:")
     for name, value in sorted(decision.features.items()):
         print(f"  {name:24} {value:.4g}")
@@ -52,7 +53,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         from knowledge.service import KnowledgeService
 
         answer = KnowledgeService(config.knowledge, read_only=True).answer(
-            args.message, decision.intent)
+            args.message, decision.intent, sure=decision.intent_sure)
         print(f"knowledge: {answer.mode}: {answer.choice.reason}")
     print(f"decision: {knowledge_route(decision.tier, decision.rule, answer).header()}")
     return 0

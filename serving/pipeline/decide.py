@@ -26,6 +26,7 @@ class RouteDecision:
     # Other texts the model sees, masked: (message index, or prompt index, masked text).
     rewrites: tuple[tuple[int, str], ...] = ()
     intent: str | None = None  # the fast classifier's, for the knowledge base's mode choice
+    intent_sure: bool = True
 
 
 def other_texts(req: ChatRequest | CompletionRequest) -> list[tuple[int, str]]:
@@ -97,8 +98,9 @@ class TierDecider:
             return RouteDecision(None, decision.rule, "blocked by a sensitive-word list")
         if model != AUTO:
             return RouteDecision(model, "pinned", f"client asked for model {model!r}", masked,
-                                 adapter or None, intent=decision.intent)
+                                 adapter or None, intent=decision.intent,
+                                 intent_sure=decision.intent_sure)
         reason = " -> ".join(f"{s.feature}={s.value:.3g} {'>' if s.went == 'then' else '<='} "
                              f"{s.threshold:g}" for s in decision.path) or "default"
         return RouteDecision(decision.tier, decision.rule, reason, masked,
-                             intent=decision.intent)
+                             intent=decision.intent, intent_sure=decision.intent_sure)

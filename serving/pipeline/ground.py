@@ -63,7 +63,8 @@ class KnowledgeStage:
         earlier = texts[:-1][-self.config.history_turns:] if self.config.history_turns else []
         # The embedding is C code that lets go of the GIL: other requests go on meanwhile.
         answer = await asyncio.to_thread(self.service.answer, texts[-1], decision.intent,
-                                         " ".join(reversed(earlier)))
+                                         " ".join(reversed(earlier)),
+                                         sure=decision.intent_sure)
         metrics.KB_RETRIEVAL.observe(answer.seconds)
         metrics.KB_ANSWERS.labels(answer.mode).inc()
         self._show_version(answer.version)
@@ -106,12 +107,12 @@ class KnowledgeStage:
     def guard(self, text: str, question: str, answer: Answer) -> tuple[str, str | None]:
         """The text to send, and what replaced it (None: it passed).
 
-        Replaced: an answer that states a fact in no source; and, when the entries are all
-        about the product the question names, an answer that states none of their facts
-        ("a luxury product for a premium": no price at all). The replacement is the entry
-        the answer talks about ("... is 999 euros": the price entry) when its words say
-        which, else the entries' answers together (every one true, the asked one among
-        them); with no named subject, the abstain reply."""
+        Replaced: an answer that states a fact in no source; and, when the best entry states
+        facts, an answer that states none of the entries' ("a luxury product for a premium":
+        no price at all; the question echoed back). The replacement is the entry the answer
+        talks about ("... is 999 euros": the price entry) when its words say which, else the
+        entries' answers together (every one true, the asked one among them); with no named
+        subject and no entry similar enough for a kb answer, the abstain reply."""
         entries: list[Entry] = [h.entry for h in answer.choice.entries]
         sources = [question, *(t for e in entries for t in e.texts())]
         best = answer.choice.best
@@ -119,7 +120,8 @@ class KnowledgeStage:
         stated = facts(text)
         known = set().union(*(facts(e.answer(answer.lang)) for e in entries))
         invented = not check(text, sources).passed
-        empty = subject and bool(known) and not stated & known
+        empty = (best is not None and bool(facts(best.entry.answer(answer.lang)))
+                 and not stated & known)
         if not invented and not empty:
             return text, None
         assert self.service is not None and best is not None

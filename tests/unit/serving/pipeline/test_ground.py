@@ -225,3 +225,28 @@ def test_a_grounded_answer_keeps_the_shops_own_phone_and_masks_others(kb_pipelin
     text = kb_pipeline.knowledge.mask_except_sources(
         kb_pipeline.output_filter, "Call 400-820-1234, or my cousin on 13800138000.", answer)
     assert "400-820-1234" in text and "13800138000" not in text
+
+
+async def test_an_unsure_intent_does_not_stop_a_confident_entry(kb_pipeline, tiers) -> None:
+    # The n-gram classifier reads this colour question as a hand-off, at 17 %.
+    outcome = await kb_pipeline.chat(_ask("Nova 床头灯有什么配色？"), {}, CLIENT)
+    assert outcome.route.mode == "kb" and _calls(tiers) == 0
+    assert outcome.route.sources == ("kb:nova-bedside-lamp-colors@v1",)
+    # A complaint the classifier is sure of still reaches the large tier, grounded.
+    angry = await kb_pipeline.chat(_ask("This is unacceptable, my Nova bedside lamp arrived "
+                                        "broken!"), {}, CLIENT)
+    assert angry.route.mode == "grounded" and angry.route.tier == "large"
+
+
+async def test_a_shop_wide_answer_that_echoes_the_question_is_replaced(kb_pipeline) -> None:
+    # The 135M model often repeats a Chinese question instead of answering it.
+    echo = "退货寄回后多久能收到退款？"
+    outcome = await kb_pipeline.chat(_ask(echo, structured_outputs={"choice": [echo]}), {},
+                                     CLIENT)
+    assert outcome.route.mode == "grounded" and outcome.text() != echo
+    assert "7 个工作日内到账" in outcome.text()  # the refund entry, among the grounding ones
+    # Entries only loosely like the question (no kb-strength match): the abstain reply.
+    loose = "你们有会员积分吗？"
+    unsure = await kb_pipeline.chat(_ask(loose, structured_outputs={"choice": [loose]}), {},
+                                    CLIENT)
+    assert unsure.route.mode == "grounded" and "人工" in unsure.text()

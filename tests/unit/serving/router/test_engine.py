@@ -125,3 +125,12 @@ def test_a_long_client_history_is_read_only_at_its_newest_messages(engine, monke
     decision = engine.decide("and now?", history=history)
     assert len(read) == HISTORY_ANALYSED + 1 and read[0] == 5000 - HISTORY_ANALYSED + 1
     assert decision.tier is not None
+
+
+def test_an_intent_is_sure_only_with_probability_or_a_term_signal(engine: RoutingEngine
+                                                                  ) -> None:
+    complaint = engine.decide("This is unacceptable, my lamp arrived broken!")
+    assert complaint.intent == "complaint" and complaint.intent_sure
+    guess = engine.decide("Nova 床头灯有什么配色？")  # a colour question the n-grams cannot read
+    assert not guess.intent_sure
+    assert max(v for k, v in guess.features.items() if k.startswith("p_")) < 0.3
