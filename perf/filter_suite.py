@@ -21,9 +21,12 @@ import json
 import os
 import statistics
 import time
+from pathlib import Path
 
 import httpx
 
+from kernel.config import load_config
+from models.registry import model_dir
 from perf.report import table, write
 from perf.stack import appliance
 from serving.safety import OutputFilter
@@ -88,8 +91,16 @@ def run() -> dict:
     return {"rows": rows, "served": served}
 
 
-def _forced_stream(client: httpx.Client) -> dict:
-    body = {"model": "small", "stream": True, "temperature": 0, "max_tokens": 2048,
+def _token_id(model: Path, token: str) -> int:
+    return json.loads((model / "tokenizer.json").read_text())["model"]["vocab"][token]
+
+
+def _forced_stream(client: httpx.Client, token_id: int) -> dict:
+    # The grammar alone lets the model spell the word in pieces (2,957 characters in 2,048
+    # tokens when tried); the bias makes it take the whole token each time, so 800 tokens
+    # carry all 20,000 characters.
+    body = {"model": "small", "stream": True, "temperature": 0,
+            "max_tokens": FORCED_REPEATS + 16, "logit_bias": {str(token_id): 100},
             "messages": [{"role": "user", "content": "Say the word again and again."}],
             "structured_outputs": {"regex": f"({FORCED_TOKEN}){{{FORCED_REPEATS}}}"}}
     arrivals: list[float] = []
@@ -115,9 +126,11 @@ def _forced_stream(client: httpx.Client) -> dict:
 
 def _served() -> dict:
     runs = []
-    with appliance() as (url, _, _), httpx.Client(base_url=url, timeout=900) as client:
+    with appliance() as (url, work, _), httpx.Client(base_url=url, timeout=900) as client:
+        config = load_config(work / "config.toml")
+        token_id = _token_id(model_dir(config, config.tiers["small"]), FORCED_TOKEN)
         for round_number in range(1, SERVED_ROUNDS + 1):
-            run = _forced_stream(client)
+            run = _forced_stream(client, token_id)
             print(f"forced run {round_number}: {run}", flush=True)
             runs.append(run)
     rows = [{"round": i, "chars": r["chars"], "intact": r["intact"], "chunks": r["chunks"],
