@@ -1,8 +1,8 @@
 """GuideLLM (a harness nobody in this project wrote) as the second measure of the serving
 overhead: the appliance's pinned `small` tier against the bare vLLM OpenAI server with the
 same engine settings, 100-token synthetic prompts, 64 output tokens, 1, 8 and 32 concurrent
-streams, three rounds of 64 requests per point, the order alternating; medians and the
-rounds' range.
+streams, three rounds of 64 requests per point after a warm-up of 32 requests per target,
+the order alternating; medians and the rounds' range.
 
 GuideLLM runs from a venv of its own (`var/guidellm-venv`, made on first use) so its
 dependencies never meet the appliance's.
@@ -22,6 +22,7 @@ from typing import Any
 from kernel.config import load_config
 from models.registry import model_dir
 from perf.bare_vllm import bare_vllm
+from perf.loadgen import measure, synthetic_prompts
 from perf.report import table, write
 from perf.stack import REPO, appliance, free_port
 
@@ -124,6 +125,11 @@ def run() -> dict:
         tokenizer = model_dir(config, config.tiers["small"])
         with bare_vllm(config, free_port(), work / "bare-vllm.log") as bare_url:
             urls = {"appliance small": url, "bare vLLM": bare_url}
+            # Engines that served nothing yet are slow for their first requests (the
+            # 2026-12-02 run without this: each target's first round was its slowest, the
+            # appliance's at 32 160 tok/s against 307-312 later): warm both alike first.
+            for target in urls.values():
+                measure(target, "small", synthetic_prompts(32, 75, 999), 16, 32)
             for rnd in range(ROUNDS):
                 order = list(urls) if rnd % 2 == 0 else list(urls)[::-1]
                 for name in order:
