@@ -15,7 +15,8 @@ MODEL = "onlycs-safety"
 
 
 def refusal_body(req: Any, text: str, *, model: str = MODEL,
-                 finish_reason: str = "content_filter") -> dict[str, Any]:
+                 finish_reason: str = "content_filter",
+                 usage: dict[str, int] | None = None) -> dict[str, Any]:
     created, rid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex}"
     if hasattr(req, "messages"):
         choice = {"index": 0, "finish_reason": finish_reason,
@@ -25,7 +26,7 @@ def refusal_body(req: Any, text: str, *, model: str = MODEL,
         choice = {"index": 0, "finish_reason": finish_reason, "text": text}
         kind = "text_completion"
     return {"id": rid, "object": kind, "created": created, "model": model, "choices": [choice],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}
+            "usage": usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}
 
 
 def pieces_of(text: str, words: int = 3, chars: int = 8) -> list[str]:
@@ -37,10 +38,11 @@ def pieces_of(text: str, words: int = 3, chars: int = 8) -> list[str]:
 
 
 async def refusal_stream(req: Any, text: str, *, model: str = MODEL,
-                         finish_reason: str = "content_filter") -> AsyncIterator[str]:
+                         finish_reason: str = "content_filter",
+                         usage: dict[str, int] | None = None) -> AsyncIterator[str]:
     """The whole text as SSE: a role chunk, the content, then the finish reason, the way
     an engine's stream ends."""
-    body = refusal_body(req, text, model=model, finish_reason=finish_reason)
+    body = refusal_body(req, text, model=model, finish_reason=finish_reason, usage=usage)
     chat = body["object"] == "chat.completion"
     base = {"id": body["id"], "object": "chat.completion.chunk" if chat else "text_completion",
             "created": body["created"], "model": model}

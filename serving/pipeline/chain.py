@@ -51,6 +51,7 @@ from serving.pipeline.relay import relay, stored_stream
 from serving.pipeline.session import PendingTurn, SessionStage
 from serving.protocol import ChatRequest, CompletionRequest
 from serving.refusal import REFUSAL, refusal_body, refusal_stream
+from serving.reply_tokens import ReplyTokens
 from serving.router.rules import RulesError, RuleTree
 from serving.safety import OutputFilter, mask_response
 from serving.shared_state import ADAPTERS, ROUTER_RULES, SharedState
@@ -79,6 +80,7 @@ class RequestPipeline:
         self.dispatcher = TierDispatcher(handles)
         self.output_filter = OutputFilter(self.decider.engine.matcher)
         self.knowledge = knowledge if knowledge is not None else KnowledgeStage(config)
+        self.reply_tokens = ReplyTokens.for_config(config)
 
     # -- state shared with the other router replicas ---------------------------------
 
@@ -186,14 +188,15 @@ class RequestPipeline:
                          turn: PendingTurn | None, **shape: str) -> Outcome:
         """A reply the appliance wrote itself (kb, abstain, refusal), stored as a turn: a
         stream goes out at once and ends once the store has it; a body waits for the store."""
+        usage = await self.reply_tokens.usage(req, text)
         if req.stream:
-            events = refusal_stream(req, text, **shape)
+            events = refusal_stream(req, text, usage=usage, **shape)
             if turn is not None:
                 events = stored_stream(events, self.sessions.save(turn, text))
             return StreamReply(events, route)
         if turn is not None:
             await self.sessions.save(turn, text)
-        return Reply(200, refusal_body(req, text, **shape), route)
+        return Reply(200, refusal_body(req, text, usage=usage, **shape), route)
 
     async def _grounded(self, req: Request, body: dict[str, Any], route: Route,
                         turn: PendingTurn | None, answer: Answer) -> Outcome:
@@ -228,7 +231,8 @@ class RequestPipeline:
             await self.sessions.save(turn, reply.text())
         if req.stream:
             return StreamReply(refusal_stream(req, reply.text(), model=result["body"].get(
-                "model", route.tier), finish_reason="stop"), route)
+                "model", route.tier), finish_reason="stop", usage=result["body"].get("usage")),
+                route)
         return reply
 
     async def _dispatch(self, method: str, body: dict[str, Any], route: Route,

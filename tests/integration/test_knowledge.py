@@ -9,9 +9,11 @@ import asyncio
 import json
 
 import pytest
+from tokenizers import Tokenizer
 
+from kernel.config_sections import DEFAULT_MODEL_NAME
 from knowledge.guard import check
-from tests.integration.conftest import Appliance
+from tests.integration.conftest import MODELS_ROOT, Appliance
 from tests.integration.test_observability import _samples, _total
 
 pytestmark = pytest.mark.integration
@@ -45,6 +47,28 @@ def test_a_fact_is_answered_from_the_knowledge_base_with_no_engine_call(
     assert _total(after, "onlycs_knowledge_answers_total", mode="kb") - _total(
         before, "onlycs_knowledge_answers_total", mode="kb") == 2
     assert _total(after, "onlycs_knowledge_version_info", version="1") == 1
+
+
+def test_an_answer_the_appliance_writes_reports_its_length_in_usage(
+        appliance: Appliance) -> None:
+    # Clients and load generators count tokens from `usage`: a kb or abstain answer that
+    # reports zero looks like an empty one.
+    tokenizer = Tokenizer.from_file(str(MODELS_ROOT / DEFAULT_MODEL_NAME / "tokenizer.json"))
+
+    def tokens(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+    question = [{"role": "user", "content": "How many watts does the Orbit ceiling light pull?"}]
+    reply = appliance.openai().chat.completions.create(model="auto", messages=question)
+    text = reply.choices[0].message.content or ""
+    assert reply.model == "onlycs-kb" and text
+    assert reply.usage.completion_tokens == tokens(text) > 0
+    assert reply.usage.prompt_tokens == tokens(question[0]["content"])
+    chunks = list(appliance.openai().chat.completions.create(
+        model="auto", stream=True, stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "How long does delivery to Cairo take?"}]))
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert chunks[-1].usage.completion_tokens == tokens(streamed) > 0
 
 
 def test_an_unknown_fact_is_abstained_with_a_colleague_offered(appliance: Appliance) -> None:
