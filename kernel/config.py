@@ -83,7 +83,34 @@ class AppConfig(Section):
         if self.lora.tier not in self.tiers:
             raise ValueError(f"lora.tier: {self.lora.tier!r} is not a configured tier "
                              f"({', '.join(self.tiers)})")
+        for name, tier in self.tiers.items():
+            if tier.share_engine_with is not None:
+                self._check_shared(name, tier)
         return self
+
+    def _check_shared(self, name: str, tier: TierConfig) -> None:
+        where, owner = f"tiers.{name}.share_engine_with", tier.share_engine_with
+        if owner not in self.tiers or owner == name:
+            raise ValueError(f"{where}: {owner!r} is not another configured tier "
+                             f"({', '.join(t for t in self.tiers if t != name)})")
+        if self.tiers[owner].share_engine_with is not None:
+            raise ValueError(f"{where}: {owner!r} itself runs on "
+                             f"{self.tiers[owner].share_engine_with!r}'s engine: name that one")
+        if self.tiers[owner].model != tier.model:
+            raise ValueError(f"{where}: {owner!r} serves {self.tiers[owner].model!r}, this "
+                             f"tier {tier.model!r}: only tiers of one model share an engine")
+        if name == self.lora.tier:
+            raise ValueError(f"{where}: adapters load into this tier (lora.tier): it needs "
+                             "an engine of its own")
+
+    def engine_tier(self, name: str) -> str:
+        """The tier whose engine serves `name`."""
+        return self.tiers[name].share_engine_with or name
+
+    @property
+    def engine_tiers(self) -> tuple[str, ...]:
+        """The tiers that run an engine (a deployment) of their own."""
+        return tuple(n for n, t in self.tiers.items() if t.share_engine_with is None)
 
     @property
     def tier_names(self) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_MODEL_NAME = "smollm2-135m-instruct"
 
@@ -122,6 +122,18 @@ class TierConfig(Section):
         description="A streamed answer's pieces go from the tier's replica to the router "
         "in one Ray object per this many ms at most (the first at once); 0: one object "
         "per piece. Each object costs Ray CPU, which comes out of the model's time.")
+    share_engine_with: str | None = Field(
+        None, description="Serve this tier on another tier's engine (they must name the "
+        "same model): one engine's memory and cores less, and the two tiers' requests "
+        "batched together. The tier keeps its name, its routing, admission, route header "
+        "and router metrics; its own engine, replica and LoRA settings are unused, and the "
+        "engine's metrics carry the other tier's name. The shipped `large` shares "
+        "`small`'s while both name the same model; \"\": an engine of its own.")
+
+    @field_validator("share_engine_with")
+    @classmethod
+    def _empty_is_own(cls, value: str | None) -> str | None:
+        return value or None
     num_replicas: int = Field(1, ge=1, description="Ray Serve replicas of this tier.")
     max_replicas_per_node: int | None = Field(
         None, ge=1, description="At most this many of the tier's replicas on one node (1: "
@@ -139,8 +151,20 @@ class TierConfig(Section):
 # its tier's entry, so a partial [tiers.small] keeps LoRA on.
 TIER_DEFAULTS: dict[str, dict[str, Any]] = {
     "small": {"enable_lora": True, "max_num_seqs": 64},
-    "large": {"max_num_seqs": 32},
+    "large": {"max_num_seqs": 32, "share_engine_with": "small"},
 }
+
+
+def _own_engine_unless_same_model(merged: dict[str, Any], given: dict[str, Any]) -> None:
+    """The shipped large tier runs on small's engine while both serve one model; given a
+    model of its own (or small another), it gets an engine of its own."""
+    large, small = merged.get("large"), merged.get("small")
+    if not isinstance(large, dict) or "share_engine_with" in (given.get("large") or {}):
+        return
+    same = (isinstance(small, dict) and small.get("enabled") is not False
+            and small.get("model", DEFAULT_MODEL_NAME) == large.get("model", DEFAULT_MODEL_NAME))
+    if not same:
+        large.pop("share_engine_with", None)
 
 
 def tiers_with_defaults(given: Any) -> Any:
@@ -156,6 +180,7 @@ def tiers_with_defaults(given: Any) -> Any:
             merged[name] = merged[name] | values
         else:
             merged[name] = values
+    _own_engine_unless_same_model(merged, given)
     return {name: values for name, values in merged.items()
             if not (isinstance(values, dict) and values.get("enabled") is False)
             and not (isinstance(values, TierConfig) and not values.enabled)}

@@ -89,8 +89,9 @@ def tier_deployment(config: AppConfig, name: str, engine_cls: str) -> Applicatio
                            "resources": tier.resources,
                            "runtime_env": {"env_vars": tier_env(config, tier)}},
     )
+    guests = tuple(n for n in config.tier_names if config.tiers[n].share_engine_with == name)
     return deployment.bind(name, engine_options(config, name, tier), engine_cls,
-                           tier.stream_batch_ms / 1000)
+                           tier.stream_batch_ms / 1000, guests)
 
 
 def build_app(config: AppConfig, engine_cls: str = DEFAULT_ENGINE) -> Application:
@@ -99,5 +100,7 @@ def build_app(config: AppConfig, engine_cls: str = DEFAULT_ENGINE) -> Applicatio
         graceful_shutdown_timeout_s=config.server.drain_timeout_s,
         ray_actor_options={"num_cpus": 0, "resources": config.ray.router_resources},
     )
+    # A tier that shares another's engine has no deployment: the ingress hands its
+    # requests to that tier's.
     return ingress.bind(config, {name: tier_deployment(config, name, engine_cls)
-                                 for name in config.tier_names})
+                                 for name in config.engine_tiers})

@@ -1,4 +1,5 @@
-"""A Ray Serve deployment holding one engine: the `small` or the `large` tier.
+"""A Ray Serve deployment holding one engine: the `small` or the `large` tier (or both,
+when one shares the other's engine).
 
 The engine class is given by import path so this module never imports vllm
 itself; Ray Serve scales replicas of it across cores, GPUs and nodes.
@@ -7,7 +8,9 @@ itself; Ray Serve scales replicas of it across cores, GPUs and nodes.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
+import re
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -43,8 +46,13 @@ class ModelServer:
     """Deployment body; `serving.app` wraps it with `serve.deployment` per tier."""
 
     async def __init__(self, tier: str, engine_options: dict[str, Any],
-                       engine_cls: str = DEFAULT_ENGINE, stream_batch_s: float = 0.0):
+                       engine_cls: str = DEFAULT_ENGINE, stream_batch_s: float = 0.0,
+                       guests: tuple[str, ...] = ()):
         self.tier = tier
+        # Tiers that run on this engine (`share_engine_with`): their requests name them,
+        # the engine serves them as its own, and the answers carry their name again.
+        self._guests = frozenset(guests)
+        self._own_name = re.compile(r'"model":\s?' + re.escape(json.dumps(tier)))
         self._stream_batch_s = stream_batch_s
         self._engine = load_engine_class(engine_cls)(engine_options)
         logger.info("tier %s: starting engine", tier)
@@ -67,12 +75,25 @@ class ModelServer:
     async def _answer(self, method: Any, body: dict[str, Any]
                       ) -> AsyncIterator[EngineOutput | dict]:
         yield {NODE_FIELD: self.node}
+        guest = body.get("model")
+        if guest in self._guests:
+            body = {**body, "model": self.tier}
         refused = await self._adapters.prepare(body)
         if refused is not None:
             yield refused
             return
+        if guest not in self._guests:
+            async for out in method(body):
+                yield out
+            return
+        own, theirs = self._own_name, f'"model":"{guest}"'
         async for out in method(body):
-            yield out
+            if isinstance(out, str):
+                yield own.sub(theirs, out, count=1)
+            else:
+                if out["body"].get("model") == self.tier:
+                    out["body"]["model"] = guest
+                yield out
 
     async def stats(self) -> dict[str, Any]:
         return {"tier": self.tier, "node": self.node, **await self._engine.stats(),

@@ -47,7 +47,7 @@ class ScriptedEngine(ChatEngine):
             last = i == len(words) - 1
             delta = {"content": word + ("" if last else " ")}
             chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk",
-                     "choices": [{"index": 0, "delta": delta,
+                     "model": body["model"], "choices": [{"index": 0, "delta": delta,
                                   "finish_reason": "stop" if last else None}]}
             yield f"data: {json.dumps(chunk)}\n\n"
         yield "data: [DONE]\n\n"
@@ -128,7 +128,8 @@ class LocalHandle:
         return self.server._engine  # type: ignore[return-value]
 
 
-async def local_tier(name: str) -> LocalHandle:
+async def local_tier(name: str, guests: tuple[str, ...] = ()) -> LocalHandle:
+    """`guests`: tiers that share this one's engine (`share_engine_with`)."""
     server = ModelServer.__new__(ModelServer)
-    await server.__init__(name, {"model": name}, ENGINE)  # type: ignore[misc]
+    await server.__init__(name, {"model": name}, ENGINE, 0.0, guests)  # type: ignore[misc]
     return LocalHandle(server)

@@ -67,6 +67,8 @@ class RequestPipeline:
     def __init__(self, config: AppConfig, handles: Mapping[str, Any],
                  knowledge: KnowledgeStage | None = None):
         self.config = config
+        # Each engine's handle, under the name of every tier it serves.
+        handles = {name: handles[config.engine_tier(name)] for name in config.tier_names}
         self.caps = RequestCaps(config.limits)
         self.access = AccessControl(config)
         store = open_store(config.store) if config.store.enabled else None
@@ -276,10 +278,13 @@ class RequestPipeline:
                                               asyncio.to_thread(running_replicas, APP_NAME))
         degraded = False
         for name, tier in tiers.items():
-            if name in running:
-                target = self.config.tiers[name].num_replicas
-                tier["replicas"] = {"running": running[name], "target": target}
-                degraded |= running[name] < target
+            engine = self.config.engine_tier(name)
+            if engine != name:  # the probe answered with the engine's own tier
+                tier |= {"tier": name, "engine": engine}
+            if engine in running:
+                target = self.config.tiers[engine].num_replicas
+                tier["replicas"] = {"running": running[engine], "target": target}
+                degraded |= running[engine] < target
         if not all(t["ready"] for t in tiers.values()) or self.admission.draining:
             return "not_ready", tiers
         return ("degraded" if degraded else "ready"), tiers

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from tests.integration.conftest import DEFAULT_MAX_TOKENS, EXTRA_TIER, Appliance
+from tests.integration.test_observability import _samples, _total
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +50,26 @@ def test_chat_each_model(appliance: Appliance, model: str, tier: str) -> None:
     usage = reply.usage
     assert 0 < usage.completion_tokens <= 16
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+
+
+def test_the_large_tier_runs_on_smalls_engine_under_its_own_name(appliance: Appliance) -> None:
+    # The session's appliance keeps the shipped default: both tiers serve the bundled model.
+    assert appliance.http().get("/readyz").json()["tiers"]["large"]["engine"] == "small"
+    before = _samples(appliance)
+    raw = appliance.openai().chat.completions.with_raw_response.create(
+        model="large", messages=QUESTION, max_tokens=8, extra_body={"ignore_eos": True})
+    chunks = list(appliance.openai().chat.completions.create(
+        model="large", messages=QUESTION, max_tokens=8, stream=True))
+    after = _samples(appliance)
+    assert raw.parse().model == "large" and raw.headers["x-onlycs-route"].startswith(
+        "tier=large; rule=pinned")
+    assert {c.model for c in chunks} == {"large"}
+    grown = (_total(after, "onlycs_generation_tokens_total", tier="small")
+             - _total(before, "onlycs_generation_tokens_total", tier="small"))
+    assert grown >= 8 + 1
+    assert _total(after, "onlycs_generation_tokens_total", tier="large") == 0
+    assert _total(after, "onlycs_requests_total", tier="large") > _total(
+        before, "onlycs_requests_total", tier="large")
 
 
 @pytest.mark.parametrize("model", ["auto", "small", "large"])

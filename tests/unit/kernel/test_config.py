@@ -70,7 +70,33 @@ def test_tiers_are_a_mapping_with_the_shipped_two_by_default(tmp_path: Path) -> 
     assert not config.tiers["kb"].enable_lora and config.tiers["kb"].max_num_seqs == 8
 
 
+@pytest.mark.parametrize(("text", "engines"), [
+    ("", {"small": "small", "large": "small"}),
+    ('[tiers.large]\nmodel = "/opt/big-model"\n', {"small": "small", "large": "large"}),
+    ('[tiers.small]\nmodel = "/opt/my-small"\n', {"small": "small", "large": "large"}),
+    ('[tiers.large]\nshare_engine_with = ""\n', {"small": "small", "large": "large"}),
+    ('[tiers.small]\nenabled = false\n[lora]\ntier = "large"\n', {"large": "large"}),
+    ('[tiers.kb]\nshare_engine_with = "small"\n',
+     {"small": "small", "large": "small", "kb": "small"}),
+])
+def test_the_shipped_large_tier_shares_smalls_engine_while_both_serve_one_model(
+        tmp_path: Path, text: str, engines: dict[str, str]) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    config = load_config(path)
+    assert {name: config.engine_tier(name) for name in config.tier_names} == engines
+    assert config.engine_tiers == tuple(sorted(set(engines.values()), key=list(engines).index))
+
+
 @pytest.mark.parametrize(("text", "problem"), [
+    ('[tiers.large]\nshare_engine_with = "huge"\n',
+     "tiers.large.share_engine_with: 'huge' is not another configured tier"),
+    ('[tiers.large]\nshare_engine_with = "large"\n', "'large' is not another configured"),
+    ('[tiers.large]\nmodel = "/opt/big"\nshare_engine_with = "small"\n',
+     "only tiers of one model share an engine"),
+    ('[tiers.kb]\nshare_engine_with = "large"\n', "'large' itself runs on 'small'"),
+    ('[tiers.small]\nshare_engine_with = "large"\n[tiers.large]\nshare_engine_with = ""\n',
+     "tiers.small.share_engine_with: adapters load into this tier"),
     ("[tiers.Big]\n", "tiers.Big: a tier name"),
     ("[tiers.auto]\n", "tiers.auto: a tier name"),
     ("[lora]\ntier = \"kb\"\n", "lora.tier: 'kb' is not a configured tier"),

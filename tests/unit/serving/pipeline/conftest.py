@@ -27,7 +27,8 @@ def make_config(tmp_path: Path, **sections: Any) -> AppConfig:
     if not key.exists():
         create_master_key(key)
     raw: dict[str, Any] = {
-        "tiers": {name: {"model": str(model)} for name in TIERS},
+        # Three engines, each its own fake: no tier shares another's.
+        "tiers": {name: {"model": str(model), "share_engine_with": ""} for name in TIERS},
         "store": {"path": str(tmp_path / "c.db"), "master_key_file": str(key)},
         "security": {"keys_file": str(tmp_path / "keys.json"),
                      "admin_key_file": str(tmp_path / "var" / "admin.key")},

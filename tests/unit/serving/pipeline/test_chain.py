@@ -4,6 +4,8 @@ with the route named, the turn stored, and the HTTP layer only mapping the outco
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,11 +16,13 @@ from serving.access import Caller
 from serving.ingress import routes_openai
 from serving.ingress.errors import build_fastapi
 from serving.model_deployment import node_address
+from serving.pipeline.chain import RequestPipeline
 from serving.pipeline.channel_entry import PipelineResponder
 from serving.pipeline.outcome import Reply, StreamReply
 from serving.protocol import ChatRequest, CompletionRequest
 from serving.refusal import REFUSAL
-from tests.unit.serving.pipeline.conftest import CLIENT
+from tests.fake_tiers import local_tier
+from tests.unit.serving.pipeline.conftest import CLIENT, make_config
 
 
 def _ask(model: str, text: str, **extra: object) -> ChatRequest:
@@ -66,6 +70,28 @@ async def test_completions_and_channels_use_the_same_chain(pipeline, tiers) -> N
     text = await responder.reply("wecom", "wecom:u-1", "Where is my order?", None)
     assert text.startswith("answer from ")
     assert pipeline.sessions.store.has_session("channel.wecom/wecom:u-1")
+
+
+async def test_a_tier_that_shares_an_engine_is_answered_by_it_under_its_own_name(
+        tmp_path: Path) -> None:
+    config = make_config(tmp_path, tiers={"large": {"model": str(tmp_path / "model"),
+                                                    "share_engine_with": "small"}})
+    small, kb = await local_tier("small", guests=("large",)), await local_tier("kb")
+    pipeline = RequestPipeline(config, {"small": small, "kb": kb})
+    whole = await pipeline.chat(_ask("large", "Where is my order?"), {}, CLIENT)
+    assert isinstance(whole, Reply) and whole.body["model"] == "large"
+    assert whole.text() == "answer from small"  # the engine served it as its own
+    assert whole.route.headers()["x-onlycs-route"] == "tier=large; rule=pinned"
+    streamed = await pipeline.chat(_ask("large", "And my refund?", stream=True), {}, CLIENT)
+    assert isinstance(streamed, StreamReply)
+    events = [e async for e in streamed.events]
+    models = {json.loads(e[6:])["model"] for e in events if e.startswith("data: {")}
+    assert models == {"large"}
+    assert [b["model"] for b in small.engine.bodies] == ["small", "small"]
+    assert kb.engine.bodies == []
+    _status, tiers = await pipeline.readiness()
+    assert tiers["large"]["tier"] == "large" and tiers["large"]["engine"] == "small"
+    assert tiers["small"]["tier"] == "small" and "engine" not in tiers["small"]
 
 
 async def test_the_http_layer_maps_the_outcome_and_labels_metrics_by_tier(pipeline) -> None:

@@ -47,9 +47,10 @@ async def test_an_adapter_loaded_once_is_served_by_every_replica_of_the_tier(
         tmp_path: Path) -> None:
     _adapter(tmp_path, "tone-v1")
     replicas = [await local_tier("small"), await local_tier("small")]
-    large = await local_tier("large")
+    large, kb = await local_tier("large"), await local_tier("kb")
     # The admin's load reaches replica 0 only, as a Ray Serve handle call does.
-    router = RequestPipeline(make_config(tmp_path), {"small": replicas[0], "large": large})
+    router = RequestPipeline(make_config(tmp_path),
+                             {"small": replicas[0], "large": large, "kb": kb})
     await router.adapters.load("tone-v1", "tone-v1", False)
     assert replicas[0].engine.loaded and not replicas[1].engine.loaded
 
