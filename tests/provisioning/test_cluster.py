@@ -3,7 +3,8 @@ inventory: a head (the API, the Ray head, PostgreSQL, Prometheus) and a worker, 
 freshly booted systemd host (systemd-nspawn, see nspawn.py) on one bridged network with
 this machine, which is the Ansible controller and a host the inventory does not name.
 
-The small tier runs a replica on each node, the large tier stays on the head; the worker is
+The small tier runs a replica on each node, the large tier (an engine of its own here, not
+the shipped share of small's) stays on the head; the worker is
 stopped and started again under traffic. Runs in the installer's pytest session (after the
 main suite), each guest released before the next module boots its own."""
 
@@ -39,6 +40,7 @@ max_replicas_per_node = 1
 [tiers.small.engine_args]
 enforce_eager = true
 [tiers.large]
+share_engine_with = ""
 resources = {onlycs_head = 0.01}
 """
 
