@@ -129,11 +129,6 @@ class TierConfig(Section):
         "and router metrics; its own engine, replica and LoRA settings are unused, and the "
         "engine's metrics carry the other tier's name. The shipped `large` shares "
         "`small`'s while both name the same model; \"\": an engine of its own.")
-
-    @field_validator("share_engine_with")
-    @classmethod
-    def _empty_is_own(cls, value: str | None) -> str | None:
-        return value or None
     num_replicas: int = Field(1, ge=1, description="Ray Serve replicas of this tier.")
     max_replicas_per_node: int | None = Field(
         None, ge=1, description="At most this many of the tier's replicas on one node (1: "
@@ -145,6 +140,11 @@ class TierConfig(Section):
     engine_args: dict[str, Any] = Field(
         default_factory=dict, description="Extra vLLM engine arguments, passed through as-is."
     )
+
+    @field_validator("share_engine_with")
+    @classmethod
+    def _empty_is_own(cls, value: str | None) -> str | None:
+        return value or None
 
 
 # What the two shipped tiers start from; a [tiers.<name>] table in the file is laid over

@@ -93,7 +93,11 @@ def process_kind(proc: psutil.Process) -> str:
     """What a process of the appliance is, for a memory table: Ray's name for its actors,
     vLLM's for its engines, the executable otherwise."""
     name = proc.name()
-    if name.startswith(("ray::", "VLLM::")):
+    if name.startswith("ray::"):
+        # Ray renames a worker after the method it runs ("...:small.handle_request"): the
+        # actor is the kind, so idle and peak samples name it alike.
+        return name.split(".", 1)[0]
+    if name.startswith("VLLM::"):
         return name
     for part in proc.cmdline()[1:4]:
         if part.endswith(".py") or part.startswith("appliance"):
