@@ -86,7 +86,23 @@ class AppConfig(Section):
         for name, tier in self.tiers.items():
             if tier.share_engine_with is not None:
                 self._check_shared(name, tier)
+        self._check_router_engine()
         return self
+
+    def _check_router_engine(self) -> None:
+        placed = [n for n in self.engine_tiers if self.tiers[n].placement == "router"]
+        if len(placed) > 1:
+            raise ValueError(f"tiers.{placed[1]}.placement: only one engine runs in the "
+                             f"router's process, and {placed[0]!r} already does")
+        for name in placed:
+            tier, where = self.tiers[name], f"tiers.{name}"
+            if tier.num_replicas != 1:
+                raise ValueError(f"{where}.placement: `router` runs one engine in the one "
+                                 f"router replica; num_replicas is {tier.num_replicas}")
+            if tier.resources or tier.num_gpus:
+                raise ValueError(f"{where}.placement: `router` places the engine where the "
+                                 "router is: leave resources and num_gpus unset (or use "
+                                 "`replica`)")
 
     def _check_shared(self, name: str, tier: TierConfig) -> None:
         where, owner = f"tiers.{name}.share_engine_with", tier.share_engine_with
@@ -111,6 +127,12 @@ class AppConfig(Section):
     def engine_tiers(self) -> tuple[str, ...]:
         """The tiers that run an engine (a deployment) of their own."""
         return tuple(n for n, t in self.tiers.items() if t.share_engine_with is None)
+
+    @property
+    def router_engine(self) -> str | None:
+        """The engine tier that runs inside the router's process (`placement = "router"`)."""
+        return next((n for n in self.engine_tiers if self.tiers[n].placement == "router"),
+                    None)
 
     @property
     def tier_names(self) -> tuple[str, ...]:

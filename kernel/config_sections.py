@@ -129,6 +129,12 @@ class TierConfig(Section):
         "and router metrics; its own engine, replica and LoRA settings are unused, and the "
         "engine's metrics carry the other tier's name. The shipped `large` shares "
         "`small`'s while both name the same model; \"\": an engine of its own.")
+    placement: Literal["replica", "router"] = Field(
+        "replica", description="`replica`: the engine runs in a Ray Serve deployment of its "
+        "own, and every streamed piece of an answer is a Ray object to the router. "
+        "`router`: it runs inside the router replica's process (one replica of the tier, "
+        "none of its `resources` or GPUs, at most one such tier), so its output reaches the "
+        "router as it reaches vLLM's own API server, with one process and one hop less.")
     num_replicas: int = Field(1, ge=1, description="Ray Serve replicas of this tier.")
     max_replicas_per_node: int | None = Field(
         None, ge=1, description="At most this many of the tier's replicas on one node (1: "

@@ -89,18 +89,32 @@ def tier_deployment(config: AppConfig, name: str, engine_cls: str) -> Applicatio
                            "resources": tier.resources,
                            "runtime_env": {"env_vars": tier_env(config, tier)}},
     )
+    return deployment.bind(*host_args(config, name, engine_cls))
+
+
+def host_args(config: AppConfig, name: str, engine_cls: str) -> tuple[Any, ...]:
+    """`EngineHost`'s arguments for the engine of tier `name`."""
+    tier = config.tiers[name]
     guests = tuple(n for n in config.tier_names if config.tiers[n].share_engine_with == name)
-    return deployment.bind(name, engine_options(config, name, tier), engine_cls,
-                           tier.stream_batch_ms / 1000, guests)
+    # In the router's process the pieces need no batching: no Ray object carries them.
+    batch_s = 0.0 if tier.placement == "router" else tier.stream_batch_ms / 1000
+    return name, engine_options(config, name, tier), engine_cls, batch_s, guests
 
 
 def build_app(config: AppConfig, engine_cls: str = DEFAULT_ENGINE) -> Application:
+    own = config.router_engine
+    # vLLM's logging setup (a dictConfig) closes every handler in the process, Ray Serve's
+    # buffered log of the router replica too: the router's own log would end there.
+    env = ({"env_vars": tier_env(config, config.tiers[own]) | {"VLLM_CONFIGURE_LOGGING": "0"}}
+           if own else {})
     ingress = make_ingress_deployment(config).options(
         max_ongoing_requests=INGRESS_MAX_ONGOING,
         graceful_shutdown_timeout_s=config.server.drain_timeout_s,
-        ray_actor_options={"num_cpus": 0, "resources": config.ray.router_resources},
+        ray_actor_options={"num_cpus": 0, "resources": config.ray.router_resources,
+                           **({"runtime_env": env} if env else {})},
     )
     # A tier that shares another's engine has no deployment: the ingress hands its
-    # requests to that tier's.
-    return ingress.bind(config, {name: tier_deployment(config, name, engine_cls)
-                                 for name in config.engine_tiers})
+    # requests to that tier's; nor has the one whose engine the router runs itself.
+    handles = {name: tier_deployment(config, name, engine_cls)
+               for name in config.engine_tiers if name != own}
+    return ingress.bind(config, handles, host_args(config, own, engine_cls) if own else None)

@@ -1,8 +1,9 @@
-"""A Ray Serve deployment holding one engine: the `small` or the `large` tier (or both,
-when one shares the other's engine).
+"""One engine and what serves it: the `small` or the `large` tier (or both, when one shares
+the other's engine). `EngineHost` runs it in whatever process holds it: the router's own
+(`placement = "router"`, through `serving.local_handle`) or a Ray Serve deployment of its
+own (`ModelServer`), which Ray Serve scales across cores, GPUs and nodes.
 
-The engine class is given by import path so this module never imports vllm
-itself; Ray Serve scales replicas of it across cores, GPUs and nodes.
+The engine class is given by import path so this module never imports vllm itself.
 """
 
 from __future__ import annotations
@@ -42,12 +43,14 @@ def load_engine_class(path: str) -> type[ChatEngine]:
     return getattr(importlib.import_module(module_name), attr)
 
 
-class ModelServer:
-    """Deployment body; `serving.app` wraps it with `serve.deployment` per tier."""
+class EngineHost:
+    """One engine's answers, adapters, health and shutdown; `start()` before use."""
 
-    async def __init__(self, tier: str, engine_options: dict[str, Any],
-                       engine_cls: str = DEFAULT_ENGINE, stream_batch_s: float = 0.0,
-                       guests: tuple[str, ...] = ()):
+    placement = "router"  # held by the router replica (`serving.local_handle`)
+
+    def __init__(self, tier: str, engine_options: dict[str, Any],
+                 engine_cls: str = DEFAULT_ENGINE, stream_batch_s: float = 0.0,
+                 guests: tuple[str, ...] = ()):
         self.tier = tier
         # Tiers that run on this engine (`share_engine_with`): their requests name them,
         # the engine serves them as its own, and the answers carry their name again.
@@ -55,11 +58,13 @@ class ModelServer:
         self._own_name = re.compile(r'"model":\s?' + re.escape(json.dumps(tier)))
         self._stream_batch_s = stream_batch_s
         self._engine = load_engine_class(engine_cls)(engine_options)
-        logger.info("tier %s: starting engine", tier)
-        await self._engine.start()
         self._adapters = ReplicaAdapters(self._engine)
         self.node = node_address()
-        logger.info("tier %s: engine ready on %s", tier, self.node)
+
+    async def start(self) -> None:
+        logger.info("tier %s: starting engine", self.tier)
+        await self._engine.start()
+        logger.info("tier %s: engine ready on %s", self.tier, self.node)
 
     # Each yield is one Ray object to the router: a list of outputs (`coalesce`).
     async def chat(self, body: dict[str, Any]) -> AsyncIterator[list[EngineOutput | dict]]:
@@ -96,7 +101,8 @@ class ModelServer:
                 yield out
 
     async def stats(self) -> dict[str, Any]:
-        return {"tier": self.tier, "node": self.node, **await self._engine.stats(),
+        return {"tier": self.tier, "node": self.node, "placement": self.placement,
+                **await self._engine.stats(),
                 "adapters": self._engine.adapters()}
 
     async def load_adapter(self, name: str, path: str) -> dict[str, Any]:
@@ -109,9 +115,24 @@ class ModelServer:
         # Ray Serve calls this periodically and restarts a replica that raises.
         await self._engine.check_health()
 
-    def __del__(self) -> None:
-        # Ray Serve runs __del__ on replica shutdown: take the engine's
-        # EngineCore and worker processes down with the replica.
+    def shutdown(self) -> None:
+        """Take the engine's EngineCore and worker processes down."""
         engine = getattr(self, "_engine", None)
         if engine is not None:
             engine.shutdown()
+
+
+class ModelServer(EngineHost):
+    """Deployment body; `serving.app` wraps it with `serve.deployment` per tier."""
+
+    placement = "replica"
+
+    async def __init__(self, tier: str, engine_options: dict[str, Any],  # type: ignore[misc]
+                       engine_cls: str = DEFAULT_ENGINE, stream_batch_s: float = 0.0,
+                       guests: tuple[str, ...] = ()):
+        super().__init__(tier, engine_options, engine_cls, stream_batch_s, guests)
+        await self.start()
+
+    def __del__(self) -> None:
+        # Ray Serve runs __del__ on replica shutdown: the engine goes with the replica.
+        self.shutdown()

@@ -18,9 +18,13 @@ logger = logging.getLogger(__name__)
 # Prompts longer than this are counted in a thread: a megabyte of messages takes the
 # tokenizer tens of milliseconds, which the event loop spends on other connections instead.
 INLINE_CHARS = 16_384
-# Where the tier's model (or its tokenizer.json) is not on this node: about four characters
-# to a token, the same estimate the budget uses.
+# Where the tier's model (or its tokenizer.json) is not on this node, and for the request
+# budget (no tokenizer there): about four characters to a token.
 CHARS_PER_TOKEN = 4
+
+
+def estimated_tokens(chars: int) -> int:
+    return chars // CHARS_PER_TOKEN + 1
 
 
 class ReplyTokens:
@@ -48,7 +52,7 @@ class ReplyTokens:
         if not text:
             return 0
         if self.tokenizer is None:
-            return len(text) // CHARS_PER_TOKEN + 1
+            return estimated_tokens(len(text))
         return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
     async def usage(self, req: Any, reply: str) -> dict[str, int]:

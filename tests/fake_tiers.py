@@ -1,17 +1,18 @@
 """Tier handles for unit tests of the request chain, without Ray or vLLM: the real
-`ModelServer` deployment body with an injected engine built on the real `ChatEngine` base
-class, behind an object with the surface of a Ray Serve DeploymentHandle."""
+`EngineHost` (what a tier replica and the router's own engine run) with an injected engine
+built on the real `ChatEngine` base class, behind the appliance's in-process handle."""
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 from serving.engine_protocol import ChatEngine, EngineOutput, JSONResult
-from serving.model_deployment import ModelServer
+from serving.local_handle import LocalHandle as ServingLocalHandle
+from serving.local_handle import LocalStream
+from serving.model_deployment import EngineHost
 
 ENGINE = "tests.fake_tiers:ScriptedEngine"
 
@@ -80,56 +81,27 @@ class ScriptedEngine(ChatEngine):
         return None
 
 
-class _Stream:
-    def __init__(self, agen: AsyncIterator[Any]):
-        self._agen = agen
-        self.cancelled = False
+class LocalHandle(ServingLocalHandle):
+    """The appliance's in-process handle, keeping every stream it handed out."""
 
-    def __aiter__(self) -> _Stream:
-        return self
+    def __init__(self, server: EngineHost):
+        super().__init__(server)
+        self.streams: list[LocalStream] = []
 
-    async def __anext__(self) -> Any:
-        return await self._agen.__anext__()
+    def opened(self, stream: LocalStream) -> None:
+        self.streams.append(stream)
 
-    def cancel(self) -> None:
-        self.cancelled = True
-
-
-class _Method:
-    def __init__(self, handle: LocalHandle, name: str):
-        self._handle, self._name = handle, name
-
-    def remote(self, *args: Any) -> Any:
-        result = getattr(self._handle.server, self._name)(*args)
-        if inspect.isasyncgen(result):
-            stream = _Stream(result)
-            self._handle.streams.append(stream)
-            return stream
-        return result
-
-
-class LocalHandle:
-    """`handle.options(stream=True).chat.remote(body)` and friends, in this process."""
-
-    def __init__(self, server: ModelServer):
-        self.server = server
-        self.streams: list[_Stream] = []
-
-    def options(self, **_: Any) -> LocalHandle:
-        return self
-
-    def __getattr__(self, name: str) -> _Method:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return _Method(self, name)
+    @property
+    def server(self) -> EngineHost:
+        return self.host
 
     @property
     def engine(self) -> ScriptedEngine:
-        return self.server._engine  # type: ignore[return-value]
+        return self.host._engine  # type: ignore[return-value]
 
 
 async def local_tier(name: str, guests: tuple[str, ...] = ()) -> LocalHandle:
     """`guests`: tiers that share this one's engine (`share_engine_with`)."""
-    server = ModelServer.__new__(ModelServer)
-    await server.__init__(name, {"model": name}, ENGINE, 0.0, guests)  # type: ignore[misc]
-    return LocalHandle(server)
+    host = EngineHost(name, {"model": name}, ENGINE, 0.0, guests)
+    await host.start()
+    return LocalHandle(host)

@@ -19,6 +19,8 @@ from serving.channels.outbox import StoreOutbox
 from serving.ingress import routes_admin, routes_health, routes_openai
 from serving.ingress.callers import docs_follow_auth
 from serving.ingress.errors import VERSION, build_fastapi
+from serving.local_handle import start_local
+from serving.model_deployment import EngineHost
 from serving.pipeline.chain import RequestPipeline
 from serving.pipeline.channel_entry import PipelineResponder
 
@@ -58,7 +60,12 @@ def make_ingress_deployment(config: AppConfig) -> Any:
     @serve.deployment(name=INGRESS_NAME)
     @serve.ingress(app)
     class Ingress:
-        async def __init__(self, config: AppConfig, handles: dict[str, Any]) -> None:
+        async def __init__(self, config: AppConfig, handles: dict[str, Any],
+                           own_engine: tuple[Any, ...] | None = None) -> None:
+            # `placement = "router"`: that tier's engine runs here, in this process.
+            self.engine = EngineHost(*own_engine) if own_engine else None
+            if self.engine is not None:
+                handles = {**handles, self.engine.tier: await start_local(self.engine)}
             self.pipeline = RequestPipeline(config, handles)
             self.created = int(time.time())
             self.collectors = [GPUCollector()]
@@ -75,6 +82,16 @@ def make_ingress_deployment(config: AppConfig) -> Any:
                     await adapter.resend_owed()
                 except Exception:
                     logger.exception("channel %s: owed replies not resent", adapter.name)
+
+        async def check_health(self) -> None:
+            # Ray Serve restarts this replica if its own engine fails.
+            if self.engine is not None:
+                await self.engine.check_health()
+
+        def __del__(self) -> None:
+            engine = getattr(self, "engine", None)
+            if engine is not None:
+                engine.shutdown()
 
         async def begin_drain(self) -> int:
             """SIGTERM: stop taking new work; started work finishes."""

@@ -8,6 +8,7 @@ from typing import Any
 from kernel.config import LimitsConfig
 from kernel.errors import APIError
 from serving.protocol import ChatRequest, CompletionRequest
+from serving.reply_tokens import estimated_tokens
 
 Request = ChatRequest | CompletionRequest
 
@@ -54,9 +55,8 @@ def text_size(req: Request) -> int:
 
 
 def estimated_prompt_tokens(req: Request) -> int:
-    # ~4 characters per token: good enough to budget, no tokenizer in the router. Each of
-    # the n choices reads the prompt again.
-    return (text_size(req) // 4 + 1) * req.n
+    # An estimate is good enough to budget. Each of the n choices reads the prompt again.
+    return estimated_tokens(text_size(req)) * req.n
 
 
 def charged_tokens(req: Request, max_tokens: int) -> int:

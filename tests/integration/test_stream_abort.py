@@ -7,7 +7,7 @@ import contextlib
 import pytest
 
 from kernel.processes import wait_until
-from tests.integration.conftest import Appliance
+from tests.integration.conftest import EXTRA_TIER, Appliance
 
 pytestmark = pytest.mark.integration
 
@@ -23,22 +23,24 @@ def _wait_for_unfinished(app: Appliance, tier: str, want: int, deadline_s: float
     return app.tier_stats(tier)["unfinished_requests"]
 
 
-def test_disconnect_aborts_generation(appliance: Appliance) -> None:
-    assert _wait_for_unfinished(appliance, "small", 0, 60) == 0
-    aborted_before = appliance.tier_stats("small")["aborted_requests"]
+# small's engine runs in a replica of its own, the extra tier's in the router's process.
+@pytest.mark.parametrize("tier", ["small", EXTRA_TIER])
+def test_disconnect_aborts_generation(appliance: Appliance, tier: str) -> None:
+    assert _wait_for_unfinished(appliance, tier, 0, 60) == 0
+    aborted_before = appliance.tier_stats(tier)["aborted_requests"]
     client = appliance.http()
-    response = client.send(client.build_request("POST", "/v1/chat/completions", json=LONG),
-                           stream=True)
+    response = client.send(client.build_request("POST", "/v1/chat/completions",
+                                                json=LONG | {"model": tier}), stream=True)
     assert response.status_code == 200
     lines = response.iter_lines()
     received = 0
     while received < 5:
         received += next(lines).startswith("data:")
     # The engine is generating for this request now...
-    assert appliance.tier_stats("small")["unfinished_requests"] == 1
+    assert appliance.tier_stats(tier)["unfinished_requests"] == 1
     response.close()
     client.close()
     # ...and once the client is gone it stops: the request leaves the engine long
     # before its 2000 tokens could have been produced.
-    assert _wait_for_unfinished(appliance, "small", 0, 30) == 0
-    assert appliance.tier_stats("small")["aborted_requests"] == aborted_before + 1
+    assert _wait_for_unfinished(appliance, tier, 0, 30) == 0
+    assert appliance.tier_stats(tier)["aborted_requests"] == aborted_before + 1

@@ -88,6 +88,20 @@ def test_the_shipped_large_tier_shares_smalls_engine_while_both_serve_one_model(
     assert config.engine_tiers == tuple(sorted(set(engines.values()), key=list(engines).index))
 
 
+@pytest.mark.parametrize(("text", "router_engine"), [
+    ("", None),
+    ('[tiers.small]\nplacement = "router"\n', "small"),
+    # A guest tier's placement is its engine's: large runs where small's engine does.
+    ('[tiers.large]\nplacement = "router"\n', None),
+    ('[tiers.large]\nshare_engine_with = ""\nplacement = "router"\n', "large"),
+])
+def test_one_engine_tier_may_run_in_the_routers_process(
+        tmp_path: Path, text: str, router_engine: str | None) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    assert load_config(path).router_engine == router_engine
+
+
 @pytest.mark.parametrize(("text", "problem"), [
     ('[tiers.large]\nshare_engine_with = "huge"\n',
      "tiers.large.share_engine_with: 'huge' is not another configured tier"),
@@ -102,6 +116,13 @@ def test_the_shipped_large_tier_shares_smalls_engine_while_both_serve_one_model(
     ("[lora]\ntier = \"kb\"\n", "lora.tier: 'kb' is not a configured tier"),
     ("[tiers.small]\nenabled = false\n[tiers.large]\nenabled = false\n", "at least one"),
     ("[tiers.kb]\nmax_num_seqs = 0\n", "tiers.kb.max_num_seqs"),
+    ('[tiers.small]\nplacement = "router"\n[tiers.kb]\nplacement = "router"\n',
+     "tiers.kb.placement: only one engine runs in the router's process, and 'small'"),
+    ('[tiers.small]\nplacement = "router"\nnum_replicas = 2\n',
+     "tiers.small.placement: `router` runs one engine in the one router replica"),
+    ('[tiers.small]\nplacement = "router"\nresources = {gpu_node = 0.01}\n',
+     "tiers.small.placement: `router` places the engine where the router is"),
+    ('[tiers.small]\nplacement = "inside"\n', "tiers.small.placement"),
 ])
 def test_bad_tier_tables_are_named(tmp_path: Path, text: str, problem: str) -> None:
     path = tmp_path / "c.toml"
