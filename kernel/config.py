@@ -68,8 +68,9 @@ class AppConfig(Section):
     @model_validator(mode="before")
     @classmethod
     def _tier_defaults(cls, raw: Any) -> Any:
-        if isinstance(raw, dict) and "tiers" in raw:
-            raw = {**raw, "tiers": tiers_with_defaults(raw["tiers"])}
+        if isinstance(raw, dict):
+            raw = {**raw, "tiers": tiers_with_defaults(raw.get("tiers", {}),
+                                                       raw.get("profile", "cpu"))}
         return raw
 
     @model_validator(mode="after")

@@ -134,7 +134,9 @@ class TierConfig(Section):
         "own, and every streamed piece of an answer is a Ray object to the router. "
         "`router`: it runs inside the router replica's process (one replica of the tier, "
         "none of its `resources` or GPUs, at most one such tier), so its output reaches the "
-        "router as it reaches vLLM's own API server, with one process and one hop less.")
+        "router as it reaches vLLM's own API server, with one process and one hop less. "
+        "The shipped `small` tier defaults to `router` on the CPU profile wherever that "
+        "placement is allowed, `replica` otherwise.")
     num_replicas: int = Field(1, ge=1, description="Ray Serve replicas of this tier.")
     max_replicas_per_node: int | None = Field(
         None, ge=1, description="At most this many of the tier's replicas on one node (1: "
@@ -156,7 +158,7 @@ class TierConfig(Section):
 # What the two shipped tiers start from; a [tiers.<name>] table in the file is laid over
 # its tier's entry, so a partial [tiers.small] keeps LoRA on.
 TIER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "small": {"enable_lora": True, "max_num_seqs": 64},
+    "small": {"enable_lora": True, "max_num_seqs": 64, "placement": "router"},
     "large": {"max_num_seqs": 32, "share_engine_with": "small"},
 }
 
@@ -173,7 +175,31 @@ def _own_engine_unless_same_model(merged: dict[str, Any], given: dict[str, Any])
         large.pop("share_engine_with", None)
 
 
-def tiers_with_defaults(given: Any) -> Any:
+def _small_engine_in_router_where_allowed(merged: dict[str, Any], given: dict[str, Any],
+                                          profile: Any) -> None:
+    """The shipped small tier's engine runs in the router's process unless the file asks
+    for what that placement cannot give (several replicas, resources or GPUs, another
+    tier in the router, another profile than the CPU one); then in a replica, as any
+    tier's does unless its table says otherwise."""
+    small = merged.get("small")
+    if not isinstance(small, dict) or "placement" in _table(given.get("small")):
+        return
+    elsewhere = any(_table(values).get("placement") == "router"
+                    and not _table(merged.get(name)).get("share_engine_with")
+                    for name, values in given.items() if name != "small")
+    if (profile != "cpu" or elsewhere or small.get("num_replicas", 1) != 1
+            or small.get("resources") or small.get("num_gpus")
+            or small.get("share_engine_with")):
+        small["placement"] = "replica"
+
+
+def _table(values: Any) -> dict[str, Any]:
+    if isinstance(values, TierConfig):
+        return values.model_dump(exclude_unset=True)
+    return values if isinstance(values, dict) else {}
+
+
+def tiers_with_defaults(given: Any, profile: Any = "cpu") -> Any:
     """The configured tiers: the shipped two (each with its defaults) plus any the file
     names; `enabled = false` drops one."""
     if not isinstance(given, dict):
@@ -187,6 +213,7 @@ def tiers_with_defaults(given: Any) -> Any:
         else:
             merged[name] = values
     _own_engine_unless_same_model(merged, given)
+    _small_engine_in_router_where_allowed(merged, given, profile)
     return {name: values for name, values in merged.items()
             if not (isinstance(values, dict) and values.get("enabled") is False)
             and not (isinstance(values, TierConfig) and not values.enabled)}

@@ -1,7 +1,7 @@
 """One real appliance per test session: `onlycs serve` with Ray Serve and three vLLM CPU
-engines on the bundled model (the shipped `small` and `large` tiers and a third named only
-here, see test_three_tiers.py, whose engine runs in the router's process), started as the
-operator would start it."""
+engines on the bundled model (the shipped `small` and `large` tiers, small's engine in the
+router's process as shipped, and a third named only here, see test_three_tiers.py, whose
+engine runs in a replica of its own), started as the operator would start it."""
 
 from __future__ import annotations
 
@@ -47,7 +47,6 @@ enable_lora = true
 [tiers.large]
 [tiers.{extra_tier}]
 max_num_seqs = 8
-placement = "router"
 engine_args = {{ enforce_eager = true }}
 [logging]
 dir = "{log_dir}"

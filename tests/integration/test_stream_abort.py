@@ -23,7 +23,7 @@ def _wait_for_unfinished(app: Appliance, tier: str, want: int, deadline_s: float
     return app.tier_stats(tier)["unfinished_requests"]
 
 
-# small's engine runs in a replica of its own, the extra tier's in the router's process.
+# small's engine runs in the router's process, the extra tier's in a replica of its own.
 @pytest.mark.parametrize("tier", ["small", EXTRA_TIER])
 def test_disconnect_aborts_generation(appliance: Appliance, tier: str) -> None:
     assert _wait_for_unfinished(appliance, tier, 0, 60) == 0

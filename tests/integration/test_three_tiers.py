@@ -1,5 +1,5 @@
 """A third tier named only in the config (`[tiers.kb]` in the session's appliance, its engine
-in the router's process): the models list, readiness, pinned requests, the rule tree's
+in a replica of its own): the models list, readiness, pinned requests, the rule tree's
 leaves and the metrics all take tier names from the config."""
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ def test_a_configured_third_tier_is_listed_and_ready(appliance: Appliance) -> No
     tiers = appliance.http().get("/readyz").json()["tiers"]
     assert sorted(tiers) == sorted(["small", "large", EXTRA_TIER])
     assert tiers[EXTRA_TIER]["ready"] and tiers[EXTRA_TIER]["tier"] == EXTRA_TIER
-    # Its engine runs in the router's process (`placement = "router"`), small's in a replica.
-    assert tiers[EXTRA_TIER]["placement"] == "router"
-    assert tiers["small"]["placement"] == "replica"
+    # small's engine runs in the router's process (the shipped default), this one's in a
+    # replica of its own (any other tier's default).
+    assert tiers[EXTRA_TIER]["placement"] == "replica"
+    assert tiers["small"]["placement"] == "router"
 
 
 def test_pinned_requests_reach_the_third_tiers_engine(appliance: Appliance) -> None:

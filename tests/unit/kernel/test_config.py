@@ -89,11 +89,19 @@ def test_the_shipped_large_tier_shares_smalls_engine_while_both_serve_one_model(
 
 
 @pytest.mark.parametrize(("text", "router_engine"), [
-    ("", None),
+    # The shipped small tier's engine is in the router's process wherever that is allowed.
+    ("", "small"),
     ('[tiers.small]\nplacement = "router"\n', "small"),
+    ('[tiers.small]\nplacement = "replica"\n', None),
     # A guest tier's placement is its engine's: large runs where small's engine does.
-    ('[tiers.large]\nplacement = "router"\n', None),
+    ('[tiers.large]\nplacement = "router"\n', "small"),
     ('[tiers.large]\nshare_engine_with = ""\nplacement = "router"\n', "large"),
+    ('[tiers.kb]\nplacement = "router"\n', "kb"),
+    # Where the router placement is not allowed, the default is a replica, not an error.
+    ("[tiers.small]\nnum_replicas = 2\n", None),
+    ("[tiers.small]\nresources = {gpu_node = 0.01}\n", None),
+    ("[tiers.small]\nnum_gpus = 1\n", None),
+    ('profile = "gpu"\n', None),
 ])
 def test_one_engine_tier_may_run_in_the_routers_process(
         tmp_path: Path, text: str, router_engine: str | None) -> None:
