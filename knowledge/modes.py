@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,6 +23,17 @@ MODES: tuple[Mode, ...] = ("kb", "grounded", "abstain", "open")
 SMALL_TALK_INTENTS = frozenset({"chitchat", "abuse", "order_status"})
 # Intents the large tier handles; facts may still ground it, but never a verbatim answer.
 CONVERSATION_INTENTS = frozenset({"complaint", "multi_step", "human_handoff"})
+# A message shaped as a question: a question mark, an English question word first, or a
+# Chinese question particle or word.
+_QUESTION = re.compile(
+    r"[?？]|^\s*(what|which|how|when|where|who|whom|whose|why|is|are|was|were|am|do|does|"
+    r"did|can|could|will|would|shall|should|may|might|have|has)\b|[吗么呢几哪谁]|多少|什么|"
+    r"怎样|怎么|为什么|是否|能否|有没有", re.IGNORECASE)
+
+
+def asks(text: str) -> bool:
+    """Whether a message is shaped as a question (what an unsure intent leaves to go by)."""
+    return _QUESTION.search(text) is not None
 
 
 @dataclass(frozen=True)
@@ -44,10 +56,13 @@ class ModeChoice:
 
 
 def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
-           sure: bool = True) -> ModeChoice:
+           sure: bool = True, question: bool = True) -> ModeChoice:
     """`sure`: the intent classifier was sure of `intent`. An unsure reading ("Nova 床头灯有什么
     配色？" read as a hand-off at 17 %) neither stops a confident entry's answer nor makes a
-    question small talk; it still decides what happens when nothing is relevant."""
+    question small talk. When nothing is relevant, a sure intent decides; an unsure one
+    decides only for a message that is no question (`question`, see `asks`): a question
+    nobody knows the answer to is abstained ("Can I collect my order at a pickup
+    locker?"), never handed to a tier that would make one up."""
     said = intent if sure else None
     allowed = [h for h in hits if h.eligible]
     top = allowed[0] if allowed else None
@@ -64,14 +79,15 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
                           "base does not hold")
     if said in SMALL_TALK_INTENTS and not _confident(allowed, limits):
         return ModeChoice("open", f"intent {said}: no fact question")
+    unsure_question = not sure and question
     if top is None:
-        return _no_answer(intent, "no entry in the knowledge base")
+        return _no_answer(intent, "no entry in the knowledge base", unsure_question)
     rivals = [h for h in allowed[1:] if bool(h.entry.mentions) == subject]
     margin = top.score - rivals[0].score if rivals else 1.0
     relevant = subject or top.dense >= limits.grounded_similarity
     if not relevant:
         return _no_answer(intent, f"best entry {top.entry.id} similarity {top.dense:.3f} < "
-                          f"{limits.grounded_similarity}")
+                          f"{limits.grounded_similarity}", unsure_question)
     same = [top, *[h for h in rivals if (h.entry.mentions and
                                          set(h.entry.mentions) & set(top.entry.mentions))
                    or not subject]][:limits.grounded_entries]
@@ -94,7 +110,10 @@ def _confident(allowed: list[Hit], limits: Thresholds) -> bool:
     return bool(allowed[0].entry.mentions) or allowed[0].dense >= limits.kb_similarity
 
 
-def _no_answer(intent: str | None, why: str) -> ModeChoice:
-    if intent in CONVERSATION_INTENTS or intent in SMALL_TALK_INTENTS:
+def _no_answer(intent: str | None, why: str, unsure_question: bool = False) -> ModeChoice:
+    conversation = intent in CONVERSATION_INTENTS or intent in SMALL_TALK_INTENTS
+    if conversation and unsure_question:
+        return ModeChoice("abstain", f"a question, intent {intent} unsure; {why}")
+    if conversation:
         return ModeChoice("open", f"intent {intent}; {why}")
     return ModeChoice("abstain", f"a fact question; {why}")

@@ -14,7 +14,7 @@ from knowledge.embedder import E5Small
 from knowledge.entries import Entry, KnowledgeBase, Language, language_of
 from knowledge.files import read_file
 from knowledge.lumen import SHIPPED
-from knowledge.modes import ModeChoice, Thresholds, choose
+from knowledge.modes import ModeChoice, Thresholds, asks, choose
 from knowledge.retrieval import EmbeddingCache, Hit, Retriever
 from knowledge.versions import VersionStore
 
@@ -107,7 +107,7 @@ class KnowledgeService:
         started = time.perf_counter()
         snap = snapshot or self.snapshot()
         hits = snap.retriever.search(question, top_k, context=context)
-        choice = choose(hits, intent, self.thresholds, sure=sure)
+        choice = choose(hits, intent, self.thresholds, sure=sure, question=asks(question))
         return Answer(choice, snap.kb.version, language_of(question), tuple(hits),
                       time.perf_counter() - started)
 

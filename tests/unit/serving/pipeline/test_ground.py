@@ -238,6 +238,19 @@ async def test_an_unsure_intent_does_not_stop_a_confident_entry(kb_pipeline, tie
     assert angry.route.mode == "grounded" and angry.route.tier == "large"
 
 
+async def test_an_unsure_intent_leaves_an_unknown_question_abstained(kb_pipeline,
+                                                                    tiers) -> None:
+    # Read as order status at under 30 %: no entry is relevant, and it is a question, so
+    # nobody gets an answer a tier made up (it went to a tier before).
+    city = await kb_pipeline.chat(_ask("I live in Reykjavik, when would my parcel arrive?"),
+                                  {}, CLIENT)
+    assert city.route.mode == "abstain" and "colleague" in city.text()
+    assert _calls(tiers) == 0
+    # The same unsure reading of a remark that asks nothing still goes to a tier.
+    remark = await kb_pipeline.chat(_ask("I saw your shop on TV last week"), {}, CLIENT)
+    assert remark.route.mode == "open" and _calls(tiers) == 1
+
+
 async def test_a_shop_wide_answer_that_echoes_the_question_is_replaced(kb_pipeline) -> None:
     # The 135M model often repeats a Chinese question instead of answering it.
     echo = "退货寄回后多久能收到退款？"
