@@ -2,7 +2,10 @@
 
 1. `kb eval` on the held-out set, grounding on and off (the tiers alone), per language;
 2. time to first token of `kb`-mode answers (no engine) at 8 concurrent streaming clients,
-   against the same stack's `open` answers (an engine) as the baseline, rounds alternating.
+   against the same stack's `open` answers (an engine) as the baseline, rounds alternating;
+   with the CPU time each answer costs the appliance (all its processes) and the load
+   generator (this process), and the TTFT floor that CPU sets: with every client waiting
+   on its answer, `clients x CPU per answer / cores`.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import os
 import time
 
 import httpx
+import psutil
 
 from kernel.config import KnowledgeConfig
 from knowledge.entries import KnowledgeBase
@@ -21,7 +25,7 @@ from knowledge.files import read_file
 from knowledge.heldout import load as load_questions
 from knowledge.lumen import SHIPPED
 from perf.report import summary_ms, table, write
-from perf.stack import appliance
+from perf.stack import appliance, process_tree
 
 CLIENTS = 8
 ROUNDS = 3
@@ -66,10 +70,22 @@ async def _ttft(url: str, texts: list[str], count: int, wanted: str, clients: in
     return samples, modes
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds the appliance's processes have used so far."""
+    total = 0.0
+    for proc in process_tree(pid):
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:  # a process that just exited
+            continue
+        total += times.user + times.system
+    return total
+
+
 def run() -> dict:
     kb = KnowledgeBase.of(1, read_file(SHIPPED))
     questions = load_questions()
-    with appliance() as (url, _, _):
+    with appliance() as (url, _, pid):
         reports = {}
         with httpx.Client(base_url=url, timeout=300) as client:
             for grounding in {"both": (True, False), "on": (True,)}.get(EVAL, ()):
@@ -84,6 +100,7 @@ def run() -> dict:
                     "open (engine, baseline)": OPEN_QUESTIONS}
         samples: dict[str, list[float]] = {name: [] for name in variants}
         seen: dict[str, set[str]] = {k: set() for k in samples}
+        cpu: dict[str, list[float]] = {name: [0.0, 0.0, 0] for name in variants}
         for round_ in range(ROUNDS if TTFT else 0):
             for name, texts in variants.items():
                 count = PER_ROUND
@@ -91,15 +108,24 @@ def run() -> dict:
                     texts = [t + " " * (round_ + 1) for t in texts]
                     count = len(texts)
                 wanted = "open" if name.startswith("open") else "kb"
+                served, own = _cpu_s(pid), time.process_time()
                 got, modes = asyncio.run(_ttft(url, texts, count, wanted))
+                cpu[name][0] += _cpu_s(pid) - served
+                cpu[name][1] += time.process_time() - own
+                cpu[name][2] += count
                 samples[name] += got
                 seen[name] |= modes
     rows = []
     base = summary_ms(samples["open (engine, baseline)"]) if TTFT else {}
+    cores = psutil.cpu_count() or 1
     for name, values in samples.items() if TTFT else ():
         stats = summary_ms(values)
+        served_ms, client_ms = (1000 * cpu[name][i] / cpu[name][2] for i in (0, 1))
         rows.append({"answers": name, "clients": CLIENTS, "modes": ",".join(sorted(seen[name])),
-                     **stats, "p50_vs_open": round(stats["p50_ms"] / base["p50_ms"], 3)})
+                     **stats, "p50_vs_open": round(stats["p50_ms"] / base["p50_ms"], 3),
+                     "appliance_cpu_ms": round(served_ms, 2),
+                     "client_cpu_ms": round(client_ms, 2),
+                     "cpu_floor_ms": round(CLIENTS * (served_ms + client_ms) / cores, 1)})
     eval_rows = [{"grounding": g, "lang": lang, **r[lang]}
                  for g, r in reports.items() for lang in ("en", "zh", "all")]
     path = write("knowledge-serving", {"eval": reports, "ttft": rows})
@@ -110,6 +136,7 @@ def run() -> dict:
     for g, r in reports.items():
         print(f"grounding {g}: modes {r['modes']}, latency p50 {r['latency_p50_s']}")
     print()
-    print(table(rows, ["answers", "clients", "modes", "n", "p50_ms", "p99_ms", "p50_vs_open"]))
+    print(table(rows, ["answers", "clients", "modes", "n", "p50_ms", "p99_ms", "p50_vs_open",
+                       "appliance_cpu_ms", "client_cpu_ms", "cpu_floor_ms"]))
     print(f"\nwritten: {path}")
     return {"eval": reports, "ttft": rows, "path": str(path)}
