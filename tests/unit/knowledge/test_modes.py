@@ -16,7 +16,7 @@ def test_questions_are_recognised_with_or_without_a_mark(text: str) -> None:
 
 @pytest.mark.parametrize("text", [
     "I saw your shop on TV last week", "thanks, that helped", "Showcase of the new range",
-    "好的，谢谢", "我昨天收到货了",
+    "好的，谢谢", "我昨天收到货了", "Have a nice day", "May the lamp shine bright", "这么贵",
 ])
 def test_remarks_are_no_questions(text: str) -> None:
     assert not asks(text)
