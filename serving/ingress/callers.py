@@ -58,10 +58,20 @@ def introspection_refused(request: Request) -> APIError | None:
 DOC_PATHS = ("/docs", "/openapi.json")
 
 
-async def docs_follow_auth(request: Request, call_next: Any) -> Any:
-    """/docs and /openapi.json need a key when the API does (the API's whole shape)."""
-    if request.url.path.startswith(DOC_PATHS):
-        refused = introspection_refused(request)
-        if refused is not None:
-            return error_response(refused)
-    return await call_next(request)
+class DocsFollowAuth:
+    """/docs and /openapi.json need a key when the API does (the API's whole shape).
+
+    Plain ASGI, not Starlette's `BaseHTTPMiddleware`: that one wraps every response of the
+    app, so each chunk of every streamed answer crossed a memory stream between two tasks
+    for a check that concerns two paths."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("path", "").startswith(DOC_PATHS):
+            refused = introspection_refused(Request(scope, receive))
+            if refused is not None:
+                await error_response(refused)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -17,7 +17,7 @@ from serving.channels.common import owed_replies
 from serving.channels.hub import channel_adapters, mount_channels
 from serving.channels.outbox import StoreOutbox
 from serving.ingress import routes_admin, routes_health, routes_openai
-from serving.ingress.callers import docs_follow_auth
+from serving.ingress.callers import DocsFollowAuth
 from serving.ingress.errors import VERSION, build_fastapi
 from serving.local_handle import start_local
 from serving.model_deployment import EngineHost
@@ -49,7 +49,7 @@ def _replica_store() -> Any:
 def make_ingress_deployment(config: AppConfig) -> Any:
     """The ingress deployment class, with its FastAPI app built for this config."""
     app = build_fastapi(config.server.docs_enabled)
-    app.middleware("http")(docs_follow_auth)
+    app.add_middleware(DocsFollowAuth)
     for module in (routes_health, routes_openai, routes_admin):
         app.include_router(module.router)
     if config.server.metrics_enabled:

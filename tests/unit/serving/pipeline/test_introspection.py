@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from kernel.keys import KeyStore
 from serving.ingress import routes_health, routes_openai
-from serving.ingress.callers import docs_follow_auth
+from serving.ingress.callers import DocsFollowAuth
 from serving.ingress.errors import build_fastapi
 from serving.pipeline.chain import RequestPipeline
 from tests.unit.serving.pipeline.conftest import make_config
@@ -22,7 +22,7 @@ def _client(tmp_path: Path, tiers, *, public: bool = False) -> tuple[TestClient,
                          server={"public_introspection": public})
     key, _ = KeyStore(config.security.keys_file).create("app", "client")
     app = build_fastapi(True)
-    app.middleware("http")(docs_follow_auth)
+    app.add_middleware(DocsFollowAuth)
     app.include_router(routes_health.router)
     app.include_router(routes_openai.router)
 
