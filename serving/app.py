@@ -3,7 +3,6 @@ configured tier."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from ray import serve
@@ -13,6 +12,7 @@ from ray.serve.config import RequestRouterConfig
 from kernel.config import AppConfig, TierConfig
 from models.registry import model_dir
 from serving.cpu_dtype import cpu_auto_dtype
+from serving.cpu_threads import BIND_ENV, omp_threads_bind
 from serving.ingress.deployment import make_ingress_deployment
 from serving.kv_budget import kv_cache_bytes
 from serving.model_deployment import DEFAULT_ENGINE, ModelServer
@@ -46,21 +46,13 @@ def engine_options(config: AppConfig, name: str, tier: TierConfig) -> dict[str, 
     return options | tier.engine_args
 
 
-def omp_threads_bind(setting: str) -> str:
-    """`all`: every core this process may run on. vLLM's own `auto` keeps one core back
-    for its spinning scheduler, which `cpu_engine_wait_s` puts to sleep instead."""
-    if setting != "all":
-        return setting
-    return ",".join(str(cpu) for cpu in sorted(os.sched_getaffinity(0)))
-
-
 def tier_env(config: AppConfig, tier: TierConfig) -> dict[str, str]:
     # AOT compile artifacts of this vLLM and torch fail to load ("'function' object has no
     # attribute 'finalize_loading'"), so every start compiled again; vLLM's older compile
     # cache loads (a compiled tier's warm start: 52 s instead of 205 s).
     env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_USE_AOT_COMPILE": "0"}
     if config.profile == "cpu":
-        env["VLLM_CPU_OMP_THREADS_BIND"] = omp_threads_bind(tier.cpu_omp_threads_bind)
+        env[BIND_ENV] = omp_threads_bind(tier.cpu_omp_threads_bind)
         if tier.cpu_single_process:
             # vLLM's CPU platform swaps `uni` for `mp` unless this says the engine may
             # share a process with the model (AsyncLLM keeps its EngineCore process anyway).

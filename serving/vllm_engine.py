@@ -28,6 +28,7 @@ from vllm.v1.metrics.loggers import StatLoggerBase
 
 from kernel.errors import error_body
 from serving import metrics
+from serving.cpu_threads import engine_threads
 from serving.engine_protocol import ChatEngine, EngineOutput, JSONResult
 
 logger = logging.getLogger(__name__)
@@ -109,12 +110,13 @@ class VLLMChatEngine(ChatEngine):
         vllm_config = engine_args.create_engine_config(
             usage_context=UsageContext.OPENAI_API_SERVER
         )
-        self._engine = AsyncLLM.from_vllm_config(
-            vllm_config=vllm_config,
-            usage_context=UsageContext.OPENAI_API_SERVER,
-            disable_log_stats=False,
-            stat_loggers=[EngineMetricsLogger],
-        )
+        with engine_threads():
+            self._engine = AsyncLLM.from_vllm_config(
+                vllm_config=vllm_config,
+                usage_context=UsageContext.OPENAI_API_SERVER,
+                disable_log_stats=False,
+                stat_loggers=[EngineMetricsLogger],
+            )
         tasks = await self._engine.get_supported_tasks()
         await init_app_state(self._engine, self._state, args, supported_tasks=tasks)
 

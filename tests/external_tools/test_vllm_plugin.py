@@ -8,7 +8,8 @@ import sys
 from importlib.metadata import entry_points
 
 from kernel.config import AppConfig
-from serving.app import omp_threads_bind, tier_env
+from serving.app import tier_env
+from serving.cpu_threads import omp_threads_bind
 from serving.vllm_plugin import ENV
 
 PROBE = """
