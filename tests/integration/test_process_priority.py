@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import os
+
 import psutil
 import pytest
 
+from serving.cpu_threads import BIND_ENV, omp_threads
 from tests.integration.conftest import Appliance
 
 pytestmark = pytest.mark.integration
@@ -23,3 +26,16 @@ def test_health_answers_where_load_balancers_and_guidellm_probe(
         appliance: Appliance) -> None:
     for path in ("/health", "/healthz"):
         assert appliance.http(None).get(path).json() == {"status": "ok"}
+
+
+def test_every_engine_computes_on_each_core_it_is_bound_to(appliance: Appliance) -> None:
+    # Ray leaves OMP_NUM_THREADS=1 in its workers; an engine that inherited it computed on
+    # one core of two. The environment an engine process started with is what OpenMP read.
+    tree = psutil.Process(appliance.process.pid).children(recursive=True)
+    engines = [p for p in tree if p.name().startswith("VLLM::EngineCore")]
+    assert len(engines) >= 2, [p.name() for p in tree]  # in the router and in a replica
+    for engine in engines:
+        env = engine.environ()
+        assert env["OMP_NUM_THREADS"] == str(omp_threads(env[BIND_ENV])), env.get(BIND_ENV)
+    if len(os.sched_getaffinity(0)) > 1:
+        assert {engine.environ()["OMP_NUM_THREADS"] for engine in engines} != {"1"}
