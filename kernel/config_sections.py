@@ -95,8 +95,9 @@ class TierConfig(Section):
         "(prompt and answer). Sequences that need more wait in the engine's queue; one "
         "sequence always fits `max_model_len`.")
     cpu_omp_threads_bind: str = Field(
-        "all", description="CPU profile: cores for the engine's OpenMP threads: `all` (every "
-        "core), or anything VLLM_CPU_OMP_THREADS_BIND takes (`auto`, `0-3`, `nobind`)."
+        "all", description="CPU profile: cores for the engine's OpenMP threads, one thread "
+        "per core: `all` (every core), `auto` (every core but one, left to the router and "
+        "Ray), or a list VLLM_CPU_OMP_THREADS_BIND takes (`0-3`; `nobind`: every core)."
     )
     cpu_engine_wait_s: float | None = Field(
         0.0001, ge=0, le=0.01,

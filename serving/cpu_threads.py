@@ -25,10 +25,14 @@ def omp_threads_bind(setting: str) -> str:
 
 def omp_threads(bind: str) -> int:
     """OpenMP threads for an engine bound by `bind` (VLLM_CPU_OMP_THREADS_BIND's syntax):
-    one per core of its first list, or, for `auto` and `nobind`, every core this process
-    may use, as an engine started outside Ray gets."""
-    if bind in ("auto", "nobind"):
-        return len(os.sched_getaffinity(0))
+    one per core of its first list; for `auto`, every core this process may use but one
+    (vLLM's meaning: one core stays free for other work); for `nobind`, every core, as an
+    engine started outside Ray gets."""
+    cores_here = len(os.sched_getaffinity(0))
+    if bind == "auto":
+        return max(cores_here - 1, 1)
+    if bind == "nobind":
+        return cores_here
     cores = 0
     for part in bind.split("|")[0].split(","):
         first, _, last = part.strip().partition("-")
