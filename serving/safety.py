@@ -17,9 +17,14 @@ import regex
 from serving.router.sensitive import SensitiveMatcher, is_word_char
 
 # Bounded lengths (an e-mail's local part is at most 64 characters, a domain label 63) keep
-# what a stream may hold back, and the work per piece, bounded.
+# what a stream may hold back, and the work per piece, bounded. The local part is ASCII (as
+# the addresses of the mail providers customers use are): with `\w` there, every run of
+# Chinese text could still become one, and a Chinese answer left phrase by phrase, at each
+# punctuation mark. An address with a non-ASCII local part has its "@" and domain masked.
+# A domain label is ASCII or Chinese, not a mix: "support@lumen.com联系我们" ends at "com".
+LABEL = r"(?:[A-Za-z0-9-]{1,63}|\p{Han}{1,63})"
 PATTERNS = [regex.compile(p) for p in (
-    r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}",  # email
+    rf"(?:[A-Za-z0-9._%+-]{{1,64}})?@{LABEL}(?:\.{LABEL}){{1,8}}",  # email
     r"(?<!\d)\d{17}[\dXx](?!\d)",                           # Chinese resident ID card
     r"(?<!\d)\d{16,19}(?!\d)",                               # bank card
     r"(?<!\d)1[3-9]\d{9}(?!\d)",                             # Chinese mobile

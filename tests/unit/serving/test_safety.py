@@ -81,7 +81,7 @@ def test_random_streams_mask_exactly_like_the_whole_text() -> None:
     rng = random.Random(20261201)
     words = ["call", "13800138000", "a.b@lumen.com", "(512) 555-0199", "idiot", "idiots",
              "shut", "up", "傻逼", "好的", "6222020200112233445", "x@y", "555", "-", ".",
-             "@", "lamp", "Idiot!"]
+             "@", "lamp", "Idiot!", "张三@qq.com", "support@lumen.com联系我们", "例子.中国"]
     for _ in range(300):
         text = "".join(rng.choice(words) + rng.choice([" ", "", ", "])
                        for _ in range(rng.randint(1, 12)))
@@ -94,6 +94,21 @@ def test_random_streams_mask_exactly_like_the_whole_text() -> None:
 def test_a_plain_word_is_held_only_until_the_next_piece_shows_it_is_plain() -> None:
     out, rest = _fed(OutputFilter(), ["Hello", "!", " How", " can", " I", " help", "?"])
     assert out == ["", "Hello!", " ", "How ", "can ", "I ", "help?"] and rest == ""
+
+
+def test_chinese_text_leaves_as_it_is_written() -> None:
+    # Chinese characters are word characters: when an e-mail's local part could be any
+    # word characters, a Chinese answer was held back until each punctuation mark.
+    text = "您好，退货期限是收货后三十天内，退款五个工作日到账。"
+    out, rest = _fed(OutputFilter(), list(text))
+    assert out == list(text) and rest == ""
+
+
+def test_an_address_with_a_chinese_local_part_has_its_domain_masked() -> None:
+    output_filter = OutputFilter()
+    assert output_filter.mask("发给张三@qq.com吧") == "发给张三*******吧"
+    assert output_filter.mask("邮箱support@lumen.com联系我们") == "邮箱" + "*" * 17 + "联系我们"
+    assert output_filter.mask("张伟@例子.中国。") == "张伟******。"
 
 
 def test_a_20000_character_run_is_held_back_boundedly() -> None:
