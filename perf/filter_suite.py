@@ -7,6 +7,12 @@ one. Each length is fed in 3-character pieces (about a token), as a forced struc
 output would stream it. Baseline in the same run: ordinary prose of the same length,
 words and spaces, which was never held back long. Rounds alternate the variants.
 
+Then what a stream holds back of ordinary answers: the shipped knowledge base's answers, in
+Chinese one character per piece and in English four (about a token each), through the
+shipped filter and, as the baseline, the same filter with the e-mail pattern it had before
+2026-12-04 (any word characters in the local part, Chinese ones included): characters held
+back per piece and pieces before the first text.
+
 Then the same through the served path (`FILTER_SERVED=1`, the default; 0 skips it): the
 bundled model forced by structured output to stream one unbroken 20,000-character run
 (a 25-letter token of its vocabulary, 800 times), streamed through the router's filter.
@@ -24,12 +30,15 @@ import time
 from pathlib import Path
 
 import httpx
+import regex
 
 from kernel.config import load_config
+from knowledge.files import read_file
+from knowledge.lumen import SHIPPED
 from models.registry import model_dir
 from perf.report import table, write
 from perf.stack import appliance
-from serving.safety import OutputFilter
+from serving.safety import PATTERNS, OutputFilter
 
 LENGTHS = (1_000, 2_000, 5_000, 10_000, 20_000)
 ROUNDS = 5
@@ -39,6 +48,9 @@ SERVED = os.environ.get("FILTER_SERVED", "1") == "1"
 FORCED_TOKEN, FORCED_REPEATS = "ManagementPlaneProtection", 800  # one token of SmolLM2's
 SERVED_ROUNDS = 3
 EDGE = 100  # chunks compared at each end of the stream
+# The e-mail pattern before 2026-12-04, the hold table's baseline.
+WORD_LOCAL_PART = regex.compile(r"[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}")
+HOLD_PIECE = {"zh": 1, "en": 4}
 
 
 def _texts(length: int) -> dict[str, str]:
@@ -83,12 +95,52 @@ def run() -> dict:
                             "samples_s": {f"{n}@{length}": v
                                           for (n, length), v in samples.items()}})
     print(f"wrote {path}")
+    hold = _hold_rows()
+    print(table(hold, list(hold[0])))
+    path = write("filter-hold", {"rows": hold, "piece_chars": HOLD_PIECE})
+    print(f"wrote {path}")
     served = _served() if SERVED else None
     if served is not None:
         print(table(served["rows"], list(served["rows"][0])))
         path = write("filter-served", served)
         print(f"wrote {path}")
     return {"rows": rows, "served": served}
+
+
+def _held(output_filter: OutputFilter, text: str, piece: int) -> tuple[list[int], int]:
+    """Characters held back after each piece, and the pieces fed before the first text."""
+    stream = output_filter.stream()
+    held, sent, first = [], 0, None
+    for number, start in enumerate(range(0, len(text), piece)):
+        out = stream.feed(text[start:start + piece])
+        sent += len(out)
+        held.append(min(start + piece, len(text)) - sent)
+        if out and first is None:
+            first = number
+    return held, len(held) if first is None else first
+
+
+def _hold_rows() -> list[dict]:
+    entries = read_file(SHIPPED)
+    variants = {"shipped": OutputFilter(),
+                "baseline: word-character local part":
+                    OutputFilter(patterns=[WORD_LOCAL_PART, *PATTERNS[1:]])}
+    rows = []
+    for lang, piece in HOLD_PIECE.items():
+        for name, output_filter in variants.items():
+            held, firsts = [], []
+            for entry in entries:
+                text = entry.answers.get(lang)
+                if text:
+                    got, first = _held(output_filter, text, piece)
+                    held += got
+                    firsts.append(first)
+            rows.append({"answers": lang, "filter": name, "answers fed": len(firsts),
+                         "chars per piece": piece,
+                         "held per piece, mean": round(statistics.mean(held), 2),
+                         "held, max": max(held),
+                         "pieces before first text, mean": round(statistics.mean(firsts), 2)})
+    return rows
 
 
 def _token_id(model: Path, token: str) -> int:

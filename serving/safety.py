@@ -35,8 +35,12 @@ CONTEXT = 1  # characters of released text the patterns look behind at (`(?<!\d)
 
 
 class OutputFilter:
-    def __init__(self, matcher: SensitiveMatcher | None = None):
+    def __init__(self, matcher: SensitiveMatcher | None = None,
+                 patterns: list[regex.Pattern] | None = None):
         self.matcher = matcher
+        self.patterns = PATTERNS if patterns is None else patterns
+        self.pii = PII if patterns is None else regex.compile(
+            "|".join(p.pattern for p in patterns))
         terms = matcher.terms(("mask", "block")) if matcher is not None else []
         # Every beginning of a masked term, the whole term too (a word at the very end may
         # still grow into another word): a tail that is one is held until the next piece.
@@ -44,7 +48,7 @@ class OutputFilter:
         self.longest_term = max((len(t) for t in terms), default=0)
 
     def spans(self, text: str) -> list[tuple[int, int]]:
-        found = [m.span() for m in PII.finditer(text)]
+        found = [m.span() for m in self.pii.finditer(text)]
         if self.matcher is not None:
             found += [(h.start, h.end) for h in self.matcher.find(text)
                       if h.action in ("mask", "block")]
@@ -64,7 +68,7 @@ class OutputFilter:
         end = hold = len(text)
         # Pattern by pattern: a search for partial matches prefers a later complete match
         # of the alternation to an earlier partial one of another pattern.
-        for pattern in PATTERNS:
+        for pattern in self.patterns:
             for match in pattern.finditer(text, pos=first, partial=True):
                 if match.end() == end and match.start() < end:  # partial, or may still grow
                     hold = min(hold, match.start())
@@ -91,7 +95,7 @@ class StreamMasker:
         text = self._context + self._pending + piece
         first = len(self._context)
         masked = self._filter.spans(text)  # what whole-text masking masks, computed once
-        spans = masked + [m.span() for p in PATTERNS for m in p.finditer(text)]
+        spans = masked + [m.span() for p in self._filter.patterns for m in p.finditer(text)]
         cut = self._filter.hold_from(text, first)
         # Never cut inside a match: the rest alone would no longer match.
         moved = True
