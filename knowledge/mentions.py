@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from itertools import pairwise
 
 from knowledge.entries import Entry
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
+_LATIN = re.compile(r"[A-Za-z0-9]")
 
 
 class MentionIndex:
@@ -25,23 +27,25 @@ class MentionIndex:
         names = sorted({m.strip() for e in entries for m in e.mentions if m.strip()},
                        key=len, reverse=True)
         self.names = names
-        self._canonical = {n.lower(): n for n in names}
+        self._canonical = {_key(n): n for n in names}
         self._pattern = _alternation(names)
         kinds: dict[str, set[str]] = {}
+        written: set[str] = set()
         for entry in entries:
             brand = (entry.product or "").split(" ", 1)[0]
             for name in entry.mentions:
                 first, _, kind = name.strip().partition(" ")
                 if brand and first == brand and kind.strip():
-                    kinds.setdefault(kind.strip().lower(), set()).add(name.strip())
+                    kinds.setdefault(_key(kind), set()).add(name.strip())
+                    written.add(kind.strip())
         self._kinds = kinds
-        self._kind_pattern = _alternation(kinds)
+        self._kind_pattern = _alternation(written)
 
     def find(self, text: str) -> list[str]:
         """The names in `text`, longest match first, as written in the knowledge base."""
         if self._pattern is None:
             return []
-        return [self._canonical[m.group(0).lower()] for m in self._pattern.finditer(text)]
+        return [self._canonical[_key(m.group(0))] for m in self._pattern.finditer(text)]
 
     def of_kind(self, text: str) -> set[str]:
         """The names of every product whose kind `text` says ("the floor lamp": both floor
@@ -49,7 +53,7 @@ class MentionIndex:
         if self._kind_pattern is None:
             return set()
         return {n for m in self._kind_pattern.finditer(text)
-                for n in self._kinds[m.group(0).lower()]}
+                for n in self._kinds[_key(m.group(0))]}
 
     def strip(self, text: str, *, kinds: bool = False) -> str:
         """Names (and kinds, when they named the subject) replaced by one placeholder:
@@ -59,10 +63,28 @@ class MentionIndex:
         return text
 
 
+def _key(name: str) -> str:
+    """A name as matched ("halo落地灯") and as written ("Halo 落地灯") have one key."""
+    return "".join(name.lower().split())
+
+
 def _alternation(names: Iterable[str]) -> re.Pattern[str] | None:
-    """One pattern for the names, longest first; Latin names only as whole words."""
+    """One pattern for the names, longest first. A Latin word of a name matches only whole
+    (not "Halo" in "Halogen"), but Chinese around it is a boundary, and the space between
+    a Latin and a Chinese word may be left out: customers write "Halo落地灯" and "买Halo"."""
     ordered = sorted(names, key=len, reverse=True)
-    parts = [re.escape(n) if _CJK.search(n) else rf"(?<![\w]){re.escape(n)}(?![\w])"
-             for n in ordered]
+    parts = [_name_pattern(n) for n in ordered]
     return re.compile("|".join(parts), re.IGNORECASE) if parts else None
 
+
+def _name_pattern(name: str) -> str:
+    words = name.split()
+    pattern = re.escape(words[0])
+    for before, word in pairwise(words):
+        mixed = bool(_CJK.search(before[-1])) != bool(_CJK.search(word[0]))
+        pattern += (r"\s*" if mixed else r"\s+") + re.escape(word)
+    if _LATIN.match(name[0]):
+        pattern = rf"(?<![A-Za-z0-9]){pattern}"
+    if _LATIN.match(name[-1]):
+        pattern = rf"{pattern}(?![A-Za-z0-9])"
+    return pattern

@@ -20,3 +20,18 @@ def test_questions_are_recognised_with_or_without_a_mark(text: str) -> None:
 ])
 def test_remarks_are_no_questions(text: str) -> None:
     assert not asks(text)
+
+
+def test_names_are_found_as_customers_write_them() -> None:
+    from knowledge.entries import KnowledgeBase
+    from knowledge.files import read_file
+    from knowledge.lumen import SHIPPED
+    from knowledge.mentions import MentionIndex
+
+    index = MentionIndex(KnowledgeBase.of(1, read_file(SHIPPED)).entries)
+    assert index.find("Halo落地灯有几个颜色？") == ["Halo 落地灯"]
+    assert index.find("想买Halo，多少钱？") == ["Halo"]
+    assert index.find("How much is the halo  floor lamp?") == ["Halo floor lamp"]
+    assert index.find("Are halogen bulbs sold?") == []
+    assert index.of_kind("那个落地灯呢") == {"Halo 落地灯", "Iris 落地灯"}
+    assert index.of_kind("and the floor  lamp?") == {"Halo floor lamp", "Iris floor lamp"}
