@@ -1,7 +1,7 @@
 """The knowledge base through a running appliance (Ray Serve, vLLM CPU engines):
 
 1. `kb eval` on the held-out set, grounding on and off (the tiers alone), per language, and
-   with grounding on over the fresh set that no threshold was tuned on;
+   with grounding on over the two later sets (`knowledge.heldout`);
 2. time to first token of `kb`-mode answers (no engine) at 8 concurrent streaming clients,
    against the same stack's `open` answers (an engine) as the baseline, rounds alternating;
    with the CPU time each answer costs the appliance (all its processes) and the load
@@ -23,7 +23,7 @@ from kernel.config import KnowledgeConfig
 from knowledge.entries import KnowledgeBase
 from knowledge.evaluate import evaluate
 from knowledge.files import read_file
-from knowledge.heldout import FRESH
+from knowledge.heldout import FRESH, UNSEEN
 from knowledge.heldout import load as load_questions
 from knowledge.lumen import SHIPPED
 from perf.report import summary_ms, table, write
@@ -90,10 +90,12 @@ def run() -> dict:
     with appliance() as (url, _, pid):
         reports = {}
         with httpx.Client(base_url=url, timeout=300) as client:
-            runs = {"both": ("on", "off", "fresh"), "on": ("on", "fresh")}.get(EVAL, ())
+            runs = {"both": ("on", "off", "fresh", "unseen"),
+                    "on": ("on", "fresh", "unseen")}.get(EVAL, ())
+            sets = {"fresh": load_questions(FRESH), "unseen": load_questions(UNSEEN)}
             for name in runs:
                 reports[name] = evaluate(
-                    client, kb, load_questions(FRESH) if name == "fresh" else questions,
+                    client, kb, sets.get(name, questions),
                     grounding=name != "off", abstain_replies=ABSTAIN,
                     progress=lambda m: print(m, flush=True))
         # Distinct held-out questions the knowledge base answers verbatim: every one is new
@@ -131,7 +133,7 @@ def run() -> dict:
                      "client_cpu_ms": round(client_ms, 2),
                      "cpu_floor_ms": round(CLIENTS * (served_ms + client_ms) / cores, 1)})
     label = {"on": "held-out, grounding on", "off": "held-out, grounding off",
-             "fresh": "fresh, grounding on"}
+             "fresh": "fresh, grounding on", "unseen": "unseen, grounding on"}
     eval_rows = [{"questions": label[g], "lang": lang, **r[lang]}
                  for g, r in reports.items() for lang in ("en", "zh", "all")]
     path = write("knowledge-serving", {"eval": reports, "ttft": rows})
