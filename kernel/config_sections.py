@@ -394,6 +394,18 @@ class KnowledgeConfig(Section):
                                        "is relevant: a fact question is abstained.")
     grounded_entries: int = Field(3, ge=1, le=10, description="Entries put in a grounded "
                                   "prompt.")
+    suggest: bool = Field(True, description="Relevant entries about no named product or "
+                          "city, none decisive: reply with them (each entry's question and "
+                          "answer) and the hand-off, no engine. false: the tier answers from "
+                          "them, fact-guarded.")
+    suggest_en: str = Field(
+        "I'm not sure which of these you mean, so here is what I know:\n{entries}\nIf none "
+        "of them answers your question, I can connect you with a colleague: just say "
+        "\"human\".", description="The suggest reply in English; {entries} is replaced by "
+        "the entries, one per line.")
+    suggest_zh: str = Field("我不确定您问的是哪一项，以下信息供参考：\n{entries}\n"
+                            "如果都不是您要问的，我可以为您转接人工客服，请回复“人工”。",
+                            description="The suggest reply in Chinese; {entries} as above.")
     history_turns: int = Field(2, ge=0, le=10, description="Earlier user turns of the "
                                "session read for names a follow-up leaves out.")
     abstain_en: str = Field(
@@ -401,3 +413,10 @@ class KnowledgeConfig(Section):
         "can help: just say \"human\".", description="The abstain reply in English.")
     abstain_zh: str = Field("抱歉，我暂时没有这方面的信息。如需帮助，我可以为您转接人工客服，"
                             "请回复“人工”。", description="The abstain reply in Chinese.")
+
+    @field_validator("suggest_en", "suggest_zh")
+    @classmethod
+    def _has_entries(cls, value: str) -> str:
+        if "{entries}" not in value:
+            raise ValueError("must contain {entries}, where the offered entries go")
+        return value

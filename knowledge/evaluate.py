@@ -7,7 +7,10 @@ path), scored against the knowledge base.
   that subject: one in no entry about the question's product or city (nor in the shop-wide
   entries, nor the question): an invented price, or another lamp's;
 - abstained: the route header says mode=abstain, or the reply is the abstain reply (the
-  fact guard put it in place of a grounded answer).
+  fact guard put it in place of a grounded answer);
+- offered: mode=suggest, the reply lists a few entries and offers a colleague. It counts as
+  right when the asked entry's key terms are in it (reported apart: `right_offered`), and
+  for an unanswerable question as declined (`declined`), never as abstained.
 """
 
 from __future__ import annotations
@@ -85,10 +88,12 @@ def evaluate(client: httpx.Client, kb: KnowledgeBase, questions: list[dict[str, 
             tally["answerable"] += 1
             right = all(contains(reply, t) for t in key_terms(entry, row["lang"]))
             tally["right"] += right
+            tally["right_offered"] += right and mode == "suggest"
             known = [row["question"], *true_of(kb, set(entry.mentions))]
         else:
             tally["unanswerable"] += 1
             tally["abstained"] += abstained
+            tally["declined"] += abstained or mode == "suggest"
             known = [row["question"], *true_of(kb, set())]
         wrong = not check(reply, known).passed
         tally["wrong_fact"] += wrong
@@ -115,9 +120,11 @@ def summary(by_lang: dict[str, Counter], modes: Counter,
         report[name] = {
             "answerable": t["answerable"], "unanswerable": t["unanswerable"],
             "accuracy": _ratio(t["right"], t["answerable"]),
+            "right_offered": _ratio(t["right_offered"], t["answerable"]),
             "wrong_fact_rate": _ratio(t["wrong_fact"], answers),
             "abstention_recall": _ratio(t["abstained"], t["unanswerable"]),
             "abstention_precision": _ratio(t["abstained"], abstained),
+            "declined": _ratio(t["declined"], t["unanswerable"]),
         }
     count = sum(modes.values())
     report["modes"] = {m: _ratio(n, count) for m, n in sorted(modes.items())}

@@ -2,8 +2,14 @@
 `[knowledge]` of the config), and why, in words `router explain` and `kb explain` print.
 
 - kb: one entry matches confidently and unambiguously; its verified answer is the reply.
-- grounded: relevant entries, none confidently alone; they ground the tier's prompt and the
-  fact guard checks the answer.
+- suggest: relevant entries about no named product or city, none confidently alone; the
+  appliance offers them (each entry's question and answer) with the hand-off, no engine.
+  Measured on 2026-12-04: given such entries, the bundled 135M model stated the asked fact
+  in few of its answers and the fact guard put the abstain reply in place of most, while
+  the asked entry was among the offered ones in nearly all (README, Knowledge base).
+- grounded: relevant entries, none confidently alone, about a named subject (or asked by a
+  complaint or hand-off, or with `suggest` off); they ground the tier's prompt and the fact
+  guard checks the answer.
 - abstain: a factual question and no relevant entry; say so and offer a colleague.
 - open: not a question about the shop's facts; the tiers answer as before.
 """
@@ -16,8 +22,8 @@ from typing import Literal
 
 from knowledge.retrieval import Hit
 
-Mode = Literal["kb", "grounded", "abstain", "open"]
-MODES: tuple[Mode, ...] = ("kb", "grounded", "abstain", "open")
+Mode = Literal["kb", "suggest", "grounded", "abstain", "open"]
+MODES: tuple[Mode, ...] = ("kb", "suggest", "grounded", "abstain", "open")
 # Router intents that are no question for the knowledge base: greetings and insults get the
 # tiers' small talk, and an order's status lives in the order system, not in shop facts.
 SMALL_TALK_INTENTS = frozenset({"chitchat", "abuse", "order_status"})
@@ -42,6 +48,7 @@ class Thresholds:
     kb_margin: float = 0.005  # fused-score lead over the next entry on the same subject
     grounded_similarity: float = 0.88  # below this nothing is relevant
     grounded_entries: int = 3
+    suggest: bool = True  # shop-wide, not decisive: offer the entries instead of generating
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,9 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
     if said in CONVERSATION_INTENTS:
         return ModeChoice("grounded", f"intent {said}: the tier answers, grounded ({why})",
                           tuple(same))
+    if not subject and limits.suggest:
+        return ModeChoice("suggest", f"relevant but not decisive, about no named subject "
+                          f"({why}): the entries are offered", tuple(same))
     return ModeChoice("grounded", f"relevant but not decisive ({why})", tuple(same))
 
 

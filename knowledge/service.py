@@ -51,7 +51,8 @@ class KnowledgeService:
         self.config = config
         self.store = VersionStore(config.dir)
         self.thresholds = Thresholds(config.kb_similarity, config.kb_margin,
-                                     config.grounded_similarity, config.grounded_entries)
+                                     config.grounded_similarity, config.grounded_entries,
+                                     config.suggest)
         self.cache = embedder_cache if embedder_cache is not None else (
             EmbeddingCache(E5Small()) if config.dense else None)
         self._lock = threading.Lock()
@@ -113,4 +114,12 @@ class KnowledgeService:
 
     def abstain_text(self, lang: Language) -> str:
         return self.config.abstain_zh if lang == "zh" else self.config.abstain_en
+
+    def suggest_text(self, lang: Language, entries: list[Entry]) -> str:
+        """The offered entries, each as its first question in `lang` and its answer."""
+        lines = "\n".join(
+            f"- {(e.questions.get(lang) or e.questions[e.languages[0]])[0]} {e.answer(lang)}"
+            for e in entries)
+        template = self.config.suggest_zh if lang == "zh" else self.config.suggest_en
+        return template.replace("{entries}", lines)
 

@@ -139,8 +139,8 @@ def run() -> dict:
     path = write("knowledge-serving", {"eval": reports, "ttft": rows})
     if eval_rows:
         print(table(eval_rows, ["questions", "lang", "answerable", "accuracy",
-                                "wrong_fact_rate", "unanswerable", "abstention_recall",
-                                "abstention_precision"]))
+                                "right_offered", "wrong_fact_rate", "unanswerable",
+                                "abstention_recall", "abstention_precision", "declined"]))
     for g, r in reports.items():
         print(f"{label[g]}: modes {r['modes']}, latency p50 {r['latency_p50_s']}")
     print()

@@ -133,15 +133,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                       progress=lambda m: print(m, file=sys.stderr))
     for label, report in reports.items():
         print(f"== {label}")
-        print(f"  {'':6} {'answerable':>10} {'accuracy':>9} {'wrong-fact':>10} "
-              f"{'unanswerable':>12} {'abst.recall':>11} {'abst.prec':>9}")
+        print(f"  {'':6} {'answerable':>10} {'accuracy':>9} {'offered':>8} {'wrong-fact':>10} "
+              f"{'unanswerable':>12} {'abst.recall':>11} {'abst.prec':>9} {'declined':>9}")
         for lang in ("en", "zh", "all"):
             r = report.get(lang)
             if r is None:
                 continue
             print(f"  {lang:6} {r['answerable']:>10} {_pct(r['accuracy']):>9} "
-                  f"{_pct(r['wrong_fact_rate']):>10} {r['unanswerable']:>12} "
-                  f"{_pct(r['abstention_recall']):>11} {_pct(r['abstention_precision']):>9}")
+                  f"{_pct(r['right_offered']):>8} {_pct(r['wrong_fact_rate']):>10} "
+                  f"{r['unanswerable']:>12} {_pct(r['abstention_recall']):>11} "
+                  f"{_pct(r['abstention_precision']):>9} {_pct(r['declined']):>9}")
+        print("  offered: right by a suggest reply (entries offered); declined: abstained or "
+              "offered with the hand-off")
         print("  modes: " + ", ".join(f"{m} {_pct(s)}" for m, s in report["modes"].items()))
         print("  latency p50: " + ", ".join(f"{m} {s * 1000:.0f} ms"
                                             for m, s in report["latency_p50_s"].items()))

@@ -178,7 +178,7 @@ class RequestPipeline:
 
     async def _answer_itself(self, req: Request, decision: RouteDecision, answer: Answer,
                              turn: PendingTurn | None, persona: str | None) -> Outcome:
-        """kb and abstain: the appliance answers; no engine is called."""
+        """kb, suggest and abstain: the appliance answers; no engine is called."""
         text = self.knowledge.reply_text(answer, persona)
         route = knowledge_route(None, decision.rule, answer,
                                 session_id=turn.client_id if turn else None)

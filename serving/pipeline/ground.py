@@ -27,7 +27,7 @@ KNOWLEDGE_HEADER = "x-onlycs-knowledge"
 
 
 def answered_by_appliance(answer: Answer | None) -> bool:
-    return answer is not None and answer.mode in ("kb", "abstain")
+    return answer is not None and answer.mode in ("kb", "suggest", "abstain")
 
 
 def knowledge_route(tier: str | None, rule: str, answer: Answer | None, *,
@@ -38,7 +38,7 @@ def knowledge_route(tier: str | None, rule: str, answer: Answer | None, *,
         return Route(tier, rule, adapter, session_id)
     sources = tuple(answer.sources())
     if answered_by_appliance(answer):
-        rule = "knowledge" if answer.mode == "kb" else "knowledge.abstain"
+        rule = "knowledge" if answer.mode == "kb" else f"knowledge.{answer.mode}"
         return Route(None, rule, None, session_id, mode=answer.mode, sources=sources)
     return Route(tier, rule, adapter, session_id, mode=answer.mode, sources=sources)
 
@@ -81,10 +81,14 @@ class KnowledgeStage:
 
     def reply_text(self, answer: Answer, persona: str | None) -> str:
         """kb: the entry's verified answer in the question's language, in the persona's
-        greeting and closing; abstain: the configured reply."""
+        greeting and closing; suggest: the offered entries in the configured reply; abstain:
+        the configured reply."""
+        assert self.service is not None
         if answer.mode == "abstain":
-            assert self.service is not None
             return self.service.abstain_text(answer.lang)
+        if answer.mode == "suggest":
+            return self.service.suggest_text(answer.lang,
+                                             [h.entry for h in answer.choice.entries])
         best = answer.choice.best
         assert best is not None
         text = best.entry.answer(answer.lang)

@@ -1,5 +1,6 @@
 """The knowledge base through the real stack (Ray Serve, vLLM CPU engines, the real
 multilingual embedder): kb answers that no engine sees, Chinese in Chinese, abstention,
+entries offered when none is decisive,
 grounded answers that pass the fact guard, a version published while 16 answers stream,
 and bad knowledge-base files that change nothing."""
 
@@ -71,10 +72,21 @@ def test_an_answer_the_appliance_writes_reports_its_length_in_usage(
     assert chunks[-1].usage.completion_tokens == tokens(streamed) > 0
 
 
-def test_an_unknown_fact_is_abstained_with_a_colleague_offered(appliance: Appliance) -> None:
+def test_an_unknown_fact_is_abstained_and_an_undecided_one_offered_with_a_colleague(
+        appliance: Appliance) -> None:
+    before = _samples(appliance)
     text, route = _ask(appliance, "How long does delivery to Cairo take?")
     assert route.startswith("tier=none; rule=knowledge.abstain; mode=abstain")
     assert "colleague" in text and not any(c.isdigit() for c in text)
+    # Shop-wide entries near the question, none decisive: offered, with the hand-off.
+    offered, offered_route = _ask(appliance, "退货寄回后多久能收到退款？")
+    after = _samples(appliance)
+    assert offered_route.startswith("tier=none; rule=knowledge.suggest; mode=suggest")
+    assert "kb:refund-time@v1" in offered_route
+    assert "7 个工作日内到账" in offered and "人工" in offered
+    assert _engine_calls(after) == _engine_calls(before)
+    assert _total(after, "onlycs_knowledge_answers_total", mode="suggest") - _total(
+        before, "onlycs_knowledge_answers_total", mode="suggest") == 1
 
 
 def test_a_grounded_answer_states_only_facts_from_its_sources(appliance: Appliance) -> None:

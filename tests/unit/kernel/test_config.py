@@ -154,3 +154,12 @@ def test_a_postgresql_store_needs_a_dsn_without_its_password(tmp_path: Path, tex
         load_config(path)
     assert any(problem in p for p in err.value.problems), err.value.problems
     assert not any("hunter2" in p for p in err.value.problems)  # never echoed
+
+
+def test_a_suggest_reply_without_its_entries_placeholder_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[knowledge]\nsuggest_zh = "以下信息供参考"\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert any(p.startswith("knowledge.suggest_zh:") and "{entries}" in p
+               for p in err.value.problems), err.value.problems

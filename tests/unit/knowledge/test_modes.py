@@ -35,3 +35,22 @@ def test_names_are_found_as_customers_write_them() -> None:
     assert index.find("Are halogen bulbs sold?") == []
     assert index.of_kind("那个落地灯呢") == {"Halo 落地灯", "Iris 落地灯"}
     assert index.of_kind("and the floor  lamp?") == {"Halo floor lamp", "Iris floor lamp"}
+
+
+def test_relevant_shop_wide_entries_without_a_decisive_one_are_offered_not_generated() -> None:
+    from knowledge.entries import Entry
+    from knowledge.modes import Thresholds, choose
+    from knowledge.retrieval import Hit
+
+    def hit(entry_id: str, score: float, dense: float) -> Hit:
+        entry = Entry.model_validate({"id": entry_id, "questions": {"en": ["q?"]},
+                                      "answers": {"en": "a."}})
+        return Hit(entry, score, dense, 0.1, "q?")
+
+    hits = [hit("refund-time", 0.60, 0.90), hit("return-window", 0.59, 0.89)]
+    offered = choose(hits, None, Thresholds())
+    assert offered.mode == "suggest"
+    assert [h.entry.id for h in offered.entries] == ["refund-time", "return-window"]
+    assert choose(hits, None, Thresholds(suggest=False)).mode == "grounded"
+    assert choose(hits, "complaint", Thresholds()).mode == "grounded"  # the large tier's
+    assert choose([hit("refund-time", 0.65, 0.95), *hits[1:]], None, Thresholds()).mode == "kb"
