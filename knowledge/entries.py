@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -107,6 +108,16 @@ class KnowledgeBase:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    @cached_property
+    def value_words(self) -> dict[Language, frozenset[str]]:
+        """Per language, the words that tell one named subject's facts from another's
+        (`knowledge.guard.value_words`)."""
+        from knowledge.guard import value_words
+
+        about = [e for e in self.entries if e.mentions]
+        return {lang: value_words([e.answers[lang] for e in about if lang in e.answers])
+                for lang in LANGUAGES}
 
     def source(self, entry: Entry) -> str:
         return f"kb:{entry.id}@v{self.version}"

@@ -5,7 +5,9 @@ path), scored against the knowledge base.
   an answer without numbers, its colour words or last words);
 - wrong fact: the reply states a number or e-mail that the knowledge base does not state of
   that subject: one in no entry about the question's product or city (nor in the shop-wide
-  entries, nor the question): an invented price, or another lamp's;
+  entries, nor the question): an invented price, or another lamp's; or a value word (a
+  colour, a city, a product's name: `guard.value_words`) in none of those entries, even one
+  the question said ("Is the Nova available in black?" "Yes, in black.");
 - abstained: the route header says mode=abstain, or the reply is the abstain reply (the
   fact guard put it in place of a grounded answer);
 - offered: mode=suggest, the reply lists a few entries and offers a colleague. It counts as
@@ -24,7 +26,7 @@ from typing import Any
 import httpx
 
 from knowledge.entries import Entry, KnowledgeBase
-from knowledge.guard import check, facts
+from knowledge.guard import check, facts, unsupported_values
 from knowledge.lumen import COLORS, COLORS_ZH
 
 ROUTE_HEADER = "x-onlycs-route"
@@ -95,7 +97,8 @@ def evaluate(client: httpx.Client, kb: KnowledgeBase, questions: list[dict[str, 
             tally["abstained"] += abstained
             tally["declined"] += abstained or mode == "suggest"
             known = [row["question"], *true_of(kb, set())]
-        wrong = not check(reply, known).passed
+        wrong = not check(reply, known).passed or bool(
+            unsupported_values(reply, known[1:], kb.value_words[row["lang"]]))
         tally["wrong_fact"] += wrong
         details.append({"question": row["question"], "entry": row["entry"], "mode": mode,
                         "abstained": abstained, "right": right, "wrong_fact": wrong,

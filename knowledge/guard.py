@@ -1,13 +1,18 @@
 """The fact guard: every number, price, phone number, e-mail address and duration a grounded
-answer states must appear in the entries it was grounded on or in the question. An answer that
-states any other is not sent."""
+answer states must appear in the entries it was grounded on or in the question, and every
+value word (a colour, a city, another product's name: see `value_words`) in those entries.
+An answer that states any other is not sent."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from knowledge.tokens import tokens
+
+_HAN = re.compile(r"[\u3400-\u9fff]")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # Digits with inner separators: 400-820-1234, 9.90, 1,299, 24/7, 88.
 _NUMBER = re.compile(r"\d+(?:[.,/:-]\d+)*")
@@ -45,3 +50,25 @@ def check(answer: str, sources: Iterable[str]) -> Verdict:
         known |= {part for fact in facts(source) for part in re.split(r"[-/:]", fact)}
     unsupported = tuple(sorted(f for f in facts(answer) if f not in known))
     return Verdict(not unsupported, unsupported)
+
+
+def value_words(answers: Sequence[str]) -> frozenset[str]:
+    """The words that tell one subject's facts from another's ("brass", "Berlin", "shade"):
+    found in at most a tenth of the answers about named subjects, so not their common
+    wording ("costs", "comes", "warranty"). Chinese by its bigrams ("黑色"; a single
+    character is too common a word part), English words of three letters or more."""
+    counts = Counter(w for a in answers for w in set(tokens(a))
+                     if not w[0].isdigit() and len(w) >= (2 if _HAN.match(w) else 3))
+    limit = max(1, len(answers) // 10)
+    return frozenset(w for w, n in counts.items() if n <= limit)
+
+
+def unsupported_values(answer: str, sources: Iterable[str], values: frozenset[str]
+                       ) -> set[str]:
+    """Value words the answer states that no source does. The question is no source here:
+    "Is the Nova available in black?" answered "The Nova is available in black." states a
+    colour the Nova does not come in."""
+    stated = set(tokens(answer)) & values
+    if not stated:
+        return set()
+    return stated - {w for source in sources for w in tokens(source)}

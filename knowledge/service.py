@@ -36,6 +36,7 @@ class Answer:
     lang: Language
     hits: tuple[Hit, ...]
     seconds: float
+    values: frozenset[str] = frozenset()  # the version's value words in `lang`
 
     @property
     def mode(self) -> str:
@@ -109,8 +110,9 @@ class KnowledgeService:
         snap = snapshot or self.snapshot()
         hits = snap.retriever.search(question, top_k, context=context)
         choice = choose(hits, intent, self.thresholds, sure=sure, question=asks(question))
-        return Answer(choice, snap.kb.version, language_of(question), tuple(hits),
-                      time.perf_counter() - started)
+        lang = language_of(question)
+        return Answer(choice, snap.kb.version, lang, tuple(hits),
+                      time.perf_counter() - started, snap.kb.value_words[lang])
 
     def abstain_text(self, lang: Language) -> str:
         return self.config.abstain_zh if lang == "zh" else self.config.abstain_en

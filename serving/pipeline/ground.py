@@ -9,7 +9,7 @@ from typing import Any
 
 from kernel.config import AppConfig
 from knowledge.entries import Entry, Language
-from knowledge.guard import check, facts
+from knowledge.guard import check, facts, unsupported_values
 from knowledge.modes import MODES
 from knowledge.prompt import grounding
 from knowledge.service import Answer, KnowledgeService
@@ -111,19 +111,22 @@ class KnowledgeStage:
     def guard(self, text: str, question: str, answer: Answer) -> tuple[str, str | None]:
         """The text to send, and what replaced it (None: it passed).
 
-        Replaced: an answer that states a fact in no source; and, when the best entry states
-        facts, an answer that states none of the entries' ("a luxury product for a premium":
+        Replaced: an answer that states a fact in no source, or a value word (a colour, a
+        city) in none of the entries, even one the question said; and, when the best entry
+        states facts, an answer that states none of the entries' ("a luxury product for a premium":
         no price at all; the question echoed back). The replacement is the entry the answer
         talks about ("... is 999 euros": the price entry) when its words say which, else the
         entries' answers together (every one true, the asked one among them); with no named
         subject and no entry similar enough for a kb answer, the abstain reply."""
         entries: list[Entry] = [h.entry for h in answer.choice.entries]
-        sources = [question, *(t for e in entries for t in e.texts())]
+        own = [t for e in entries for t in e.texts()]
+        sources = [question, *own]
         best = answer.choice.best
         subject = best is not None and bool(best.entry.mentions)
         stated = facts(text)
         known = set().union(*(facts(e.answer(answer.lang)) for e in entries))
-        invented = not check(text, sources).passed
+        invented = not check(text, sources).passed or bool(
+            unsupported_values(text, own, answer.values))
         empty = (best is not None and bool(facts(best.entry.answer(answer.lang)))
                  and not stated & known)
         if not invented and not empty:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from knowledge.entries import Entry
-from knowledge.guard import check, facts
+from knowledge.guard import check, facts, unsupported_values, value_words
 from knowledge.versions import VersionStore
 
 
@@ -24,6 +24,22 @@ def test_an_invented_number_fails_and_a_restated_one_passes() -> None:
 
 def _entry(answer: str) -> Entry:
     return Entry(id="a", questions={"en": ["q?"]}, answers={"en": answer})
+
+
+def test_value_words_are_what_tells_subjects_apart_not_their_wording() -> None:
+    colours = ["brass", "white", "black", "green", "red", "blue", "grey", "pink", "gold", "tan"]
+    names = ["Nova", "Halo", "Iris", "Jade", "Kite", "Loop", "Echo", "Dune", "Glow", "Lumi",
+             "Orbit", "Pixel", "Comet", "Fable", "Ember", "Drift", "Ribbon", "Beacon", "Harbor",
+             "Aurora"]
+    answers = [f"The {name} lamp comes in {colours[i % 10]}." for i, name in enumerate(names)]
+    answers.append("Nova 床头灯 有黄铜色可选。")
+    values = value_words(answers)  # 21 answers: a value word is in at most 2
+    assert {"nova", "brass", "black", "黄铜", "铜色"} <= values
+    assert not {"comes", "lamp"} & values  # in every answer: wording, not a value
+    nova = ["The Nova lamp comes in brass."]
+    assert unsupported_values("The Nova comes in black.", nova, values) == {"black"}
+    assert unsupported_values("Yes, the Nova comes in brass.", nova, values) == set()
+    assert unsupported_values("It is lovely.", nova, values) == set()
 
 
 def test_publish_keeps_old_versions_and_rollback_points_back(tmp_path: Path) -> None:

@@ -159,6 +159,18 @@ async def test_the_fact_guard_replaces_an_invented_number(kb_pipeline, tiers) ->
     assert outcome.text() == "The Halo floor lamp costs 129.00 euros."
 
 
+async def test_the_fact_guard_replaces_a_colour_the_product_does_not_come_in(
+        kb_pipeline) -> None:
+    # The 135M model says yes to the colour the question names; the Nova is brass and
+    # terracotta. A colour is no number: the value words catch it.
+    req = _ask("Is the Nova available in black?",
+               structured_outputs={"choice": ["The Nova is available in black."]})
+    outcome = await kb_pipeline.chat(req, {}, CLIENT)
+    assert outcome.route.mode == "grounded"
+    assert "black" not in outcome.text()
+    assert "The Nova bedside lamp comes in brass and terracotta." in outcome.text()
+
+
 async def test_a_grounded_answer_that_keeps_to_the_facts_is_sent(kb_pipeline) -> None:
     req = _ask("What would the Halo floor lamp set me back?",
                structured_outputs={"choice": ["It costs 129 euros."]})
