@@ -110,8 +110,8 @@ CHANNEL_MESSAGES = Counter(
     "onlycs_channel_messages", "Chat-platform callbacks by channel and outcome (replied "
     "inline or later, duplicate, ignored, rejected, delivery_failed).", ["channel", "outcome"])
 KB_ANSWERS = Counter(
-    "onlycs_knowledge_answers", "Chat answers by knowledge-base mode (kb, grounded, abstain, "
-    "open).", ["mode"])
+    "onlycs_knowledge_answers", "Chat answers by knowledge-base mode (kb, suggest, grounded, "
+    "abstain, open).", ["mode"])
 KB_CORRECTIONS = Counter(
     "onlycs_knowledge_fact_guard_corrections", "Grounded answers the fact guard replaced, by what "
     "replaced them (entry: the best entry's answer; abstain: the abstain reply).",
