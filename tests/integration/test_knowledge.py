@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 
 import pytest
 from tokenizers import Tokenizer
@@ -87,6 +88,29 @@ def test_an_unknown_fact_is_abstained_and_an_undecided_one_offered_with_a_collea
     assert _engine_calls(after) == _engine_calls(before)
     assert _total(after, "onlycs_knowledge_answers_total", mode="suggest") - _total(
         before, "onlycs_knowledge_answers_total", mode="suggest") == 1
+
+
+def test_kb_eval_scores_a_question_set_through_the_running_appliance(
+        appliance: Appliance, tmp_path: Path) -> None:
+    rows = [("How many watts does the Orbit ceiling light pull?", "en",
+             "orbit-ceiling-light-power"),
+            ("Halo 落地灯的质保期是几年？", "zh", "halo-floor-lamp-warranty"),
+            ("退货寄回后多久能收到退款？", "zh", "refund-time"),  # offered (suggest)
+            ("How long does delivery to Cairo take?", "en", None)]
+    questions, out = tmp_path / "questions.jsonl", tmp_path / "report.json"
+    questions.write_text("".join(json.dumps({"question": q, "lang": lang, "entry": entry},
+                                            ensure_ascii=False) + "\n"
+                                 for q, lang, entry in rows), encoding="utf-8")
+    done = appliance.onlycs("kb", "eval", "--questions", str(questions), "--json", str(out),
+                            "--url", appliance.base_url, "--key", appliance.admin_key,
+                            "--ca", str(appliance.ca_file))
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())["grounding on"]
+    assert (report["en"]["accuracy"], report["zh"]["accuracy"]) == (1, 1)
+    assert report["zh"]["right_offered"] == 0.5 and report["en"]["right_offered"] == 0
+    assert report["en"]["abstention_recall"] == 1 and report["all"]["wrong_fact_rate"] == 0
+    assert report["modes"] == {"abstain": 0.25, "kb": 0.5, "suggest": 0.25}
+    assert "declined" in done.stdout and "suggest 25.0%" in done.stdout
 
 
 def test_a_grounded_answer_states_only_facts_from_its_sources(appliance: Appliance) -> None:
