@@ -62,6 +62,10 @@ class EmbeddingCache:
                 self._queries.popitem(last=False)
         return row
 
+    def has_query(self, text: str) -> bool:
+        with self._lock:
+            return text in self._queries
+
     def passages(self, texts: list[str], kinds: list[bool]) -> np.ndarray:
         keys = [hashlib.sha1(f"{q}:{t}".encode()).hexdigest() for t, q in zip(texts, kinds,
                                                                                 strict=True)]
@@ -114,6 +118,13 @@ class Retriever:
         for index, entry in enumerate(kb.entries):
             for name in entry.mentions:
                 self._by_name.setdefault(name, []).append(index)
+
+    def embeds(self, text: str, context: str = "") -> bool:
+        """Whether `search` would run the embedder (a question not in the cache yet)."""
+        if self.vectors is None or self.cache is None or not self.kb.entries:
+            return False
+        _, by_kind = self._subject(text, context)
+        return not self.cache.has_query(self.mentions.strip(text, kinds=by_kind))
 
     def search(self, text: str, top_k: int = 5, context: str = "") -> list[Hit]:
         """Rank entries for `text`; names in `context` (the session's earlier turns) count as

@@ -54,3 +54,22 @@ def test_relevant_shop_wide_entries_without_a_decisive_one_are_offered_not_gener
     assert choose(hits, None, Thresholds(suggest=False)).mode == "grounded"
     assert choose(hits, "complaint", Thresholds()).mode == "grounded"  # the large tier's
     assert choose([hit("refund-time", 0.65, 0.95), *hits[1:]], None, Thresholds()).mode == "kb"
+
+
+def test_the_retriever_says_which_questions_would_run_the_embedder() -> None:
+    from knowledge.embedder import E5Small
+    from knowledge.entries import Entry, KnowledgeBase
+    from knowledge.retrieval import EmbeddingCache, Retriever
+
+    kb = KnowledgeBase.of(1, [Entry.model_validate(
+        {"id": f"{name.lower()}-price", "questions": {"en": [f"How much is the {name} lamp?"]},
+         "answers": {"en": f"The {name} lamp costs 9 euros."}, "product": f"{name} lamp",
+         "mentions": [f"{name} lamp"]}) for name in ("Halo", "Iris")])
+    retriever = Retriever(kb, EmbeddingCache(E5Small()))
+    question = "How bright is the Halo lamp at night?"
+    assert retriever.embeds(question)
+    retriever.search(question)
+    assert not retriever.embeds(question)
+    # The name is taken out before embedding: another product, same question, same row.
+    assert not retriever.embeds(question.replace("Halo", "Iris"))
+    assert not Retriever(kb, None).embeds(question)
