@@ -5,8 +5,9 @@
 2. time to first token of `kb`-mode answers (no engine) at 8 concurrent streaming clients,
    against the same stack's `open` answers (an engine) as the baseline, rounds alternating;
    with the CPU time each answer costs the appliance (all its processes) and the load
-   generator (this process), and the TTFT floor that CPU sets: with every client waiting
-   on its answer, `clients x CPU per answer / cores`.
+   generator (this process), and the TTFT floors that CPU sets: with every client waiting
+   on its answer, `clients x CPU per answer / cores`, and, as the router replica is one
+   Python process (one core at most), `clients x the router's CPU per answer`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from knowledge.heldout import FRESH, UNSEEN
 from knowledge.heldout import load as load_questions
 from knowledge.lumen import SHIPPED
 from perf.report import summary_ms, table, write
-from perf.stack import appliance, process_tree
+from perf.stack import appliance, process_kind, process_tree
 
 CLIENTS = 8
 ROUNDS = 3
@@ -72,16 +73,20 @@ async def _ttft(url: str, texts: list[str], count: int, wanted: str, clients: in
     return samples, modes
 
 
-def _cpu_s(pid: int) -> float:
-    """CPU seconds the appliance's processes have used so far."""
-    total = 0.0
+def _cpu_s(pid: int) -> tuple[float, float]:
+    """CPU seconds the appliance's processes have used so far: all of them, and the router
+    replica's (one Python process, so at most one core's worth however many cores)."""
+    total = router = 0.0
     for proc in process_tree(pid):
         try:
             times = proc.cpu_times()
+            used = times.user + times.system
+            if process_kind(proc).endswith(":router"):
+                router += used
         except psutil.Error:  # a process that just exited
             continue
-        total += times.user + times.system
-    return total
+        total += used
+    return total, router
 
 
 def run() -> dict:
@@ -106,7 +111,7 @@ def run() -> dict:
                     "open (engine, baseline)": OPEN_QUESTIONS}
         samples: dict[str, list[float]] = {name: [] for name in variants}
         seen: dict[str, set[str]] = {k: set() for k in samples}
-        cpu: dict[str, list[float]] = {name: [0.0, 0.0, 0] for name in variants}
+        cpu: dict[str, list[float]] = {name: [0.0, 0.0, 0, 0.0] for name in variants}
         for round_ in range(ROUNDS if TTFT else 0):
             for name, texts in variants.items():
                 count = PER_ROUND
@@ -114,11 +119,13 @@ def run() -> dict:
                     texts = [t + " " * (round_ + 1) for t in texts]
                     count = len(texts)
                 wanted = "open" if name.startswith("open") else "kb"
-                served, own = _cpu_s(pid), time.process_time()
+                (served, routed), own = _cpu_s(pid), time.process_time()
                 got, modes = asyncio.run(_ttft(url, texts, count, wanted))
-                cpu[name][0] += _cpu_s(pid) - served
+                served_after, routed_after = _cpu_s(pid)
+                cpu[name][0] += served_after - served
                 cpu[name][1] += time.process_time() - own
                 cpu[name][2] += count
+                cpu[name][3] += routed_after - routed
                 samples[name] += got
                 seen[name] |= modes
     rows = []
@@ -126,12 +133,15 @@ def run() -> dict:
     cores = psutil.cpu_count() or 1
     for name, values in samples.items() if TTFT else ():
         stats = summary_ms(values)
-        served_ms, client_ms = (1000 * cpu[name][i] / cpu[name][2] for i in (0, 1))
+        served_ms, client_ms, router_ms = (1000 * cpu[name][i] / cpu[name][2]
+                                           for i in (0, 1, 3))
         rows.append({"answers": name, "clients": CLIENTS, "modes": ",".join(sorted(seen[name])),
                      **stats, "p50_vs_open": round(stats["p50_ms"] / base["p50_ms"], 3),
                      "appliance_cpu_ms": round(served_ms, 2),
                      "client_cpu_ms": round(client_ms, 2),
-                     "cpu_floor_ms": round(CLIENTS * (served_ms + client_ms) / cores, 1)})
+                     "cpu_floor_ms": round(CLIENTS * (served_ms + client_ms) / cores, 1),
+                     "router_cpu_ms": round(router_ms, 2),
+                     "router_floor_ms": round(CLIENTS * router_ms, 1)})
     label = {"on": "held-out, grounding on", "off": "held-out, grounding off",
              "fresh": "fresh, grounding on", "unseen": "unseen, grounding on"}
     eval_rows = [{"questions": label[g], "lang": lang, **r[lang]}
@@ -145,6 +155,7 @@ def run() -> dict:
         print(f"{label[g]}: modes {r['modes']}, latency p50 {r['latency_p50_s']}")
     print()
     print(table(rows, ["answers", "clients", "modes", "n", "p50_ms", "p99_ms", "p50_vs_open",
-                       "appliance_cpu_ms", "client_cpu_ms", "cpu_floor_ms"]))
+                       "appliance_cpu_ms", "client_cpu_ms", "cpu_floor_ms", "router_cpu_ms",
+                       "router_floor_ms"]))
     print(f"\nwritten: {path}")
     return {"eval": reports, "ttft": rows, "path": str(path)}
