@@ -24,7 +24,7 @@ from kernel.config import KnowledgeConfig
 from knowledge.entries import KnowledgeBase
 from knowledge.evaluate import evaluate
 from knowledge.files import read_file
-from knowledge.heldout import FRESH, UNSEEN
+from knowledge.heldout import CHECKS
 from knowledge.heldout import load as load_questions
 from knowledge.lumen import SHIPPED
 from perf.report import summary_ms, table, write
@@ -95,9 +95,8 @@ def run() -> dict:
     with appliance() as (url, _, pid):
         reports = {}
         with httpx.Client(base_url=url, timeout=300) as client:
-            runs = {"both": ("on", "off", "fresh", "unseen"),
-                    "on": ("on", "fresh", "unseen")}.get(EVAL, ())
-            sets = {"fresh": load_questions(FRESH), "unseen": load_questions(UNSEEN)}
+            runs = {"both": ("on", "off", *CHECKS), "on": ("on", *CHECKS)}.get(EVAL, ())
+            sets = {name: load_questions(path) for name, path in CHECKS.items()}
             for name in runs:
                 reports[name] = evaluate(
                     client, kb, sets.get(name, questions),
@@ -143,7 +142,7 @@ def run() -> dict:
                      "router_cpu_ms": round(router_ms, 2),
                      "router_floor_ms": round(CLIENTS * router_ms, 1)})
     label = {"on": "held-out, grounding on", "off": "held-out, grounding off",
-             "fresh": "fresh, grounding on", "unseen": "unseen, grounding on"}
+             **{name: f"{name}, grounding on" for name in CHECKS}}
     eval_rows = [{"questions": label[g], "lang": lang, **r[lang]}
                  for g, r in reports.items() for lang in ("en", "zh", "all")]
     path = write("knowledge-serving", {"eval": reports, "ttft": rows})
