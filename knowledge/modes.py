@@ -90,6 +90,10 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
     unsure_question = not sure and question
     if top is None:
         return _no_answer(intent, "no entry in the knowledge base", unsure_question)
+    wide = next((h for h in allowed if not h.entry.mentions), None) if subject else None
+    if (wide is not None and wide.dense > top.dense
+            and wide.dense >= limits.grounded_similarity):
+        return _wider(top, wide, allowed, said, limits)
     rivals = [h for h in allowed[1:] if bool(h.entry.mentions) == subject]
     margin = top.score - rivals[0].score if rivals else 1.0
     relevant = subject or top.dense >= limits.grounded_similarity
@@ -112,6 +116,26 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
         return ModeChoice("suggest", f"relevant but not decisive, about no named subject "
                           f"({why}): the entries are offered", tuple(same))
     return ModeChoice("grounded", f"relevant but not decisive ({why})", tuple(same))
+
+
+def _wider(named: Hit, wide: Hit, allowed: list[Hit], said: str | None,
+           limits: Thresholds) -> ModeChoice:
+    """A product or city is named, but an entry about no name is closer in meaning ("My
+    Aurora flickers, how do I make a warranty claim?": the claim entry, not the Aurora's
+    warranty years; "上海的门店在哪？": the store, not delivery to Shanghai)."""
+    others = [h.score for h in allowed if h is not wide and not h.entry.mentions]
+    lead = wide.score - max([named.score, *others])
+    why = (f"{wide.entry.id}, about no name, similarity {wide.dense:.3f} > "
+           f"{named.dense:.3f} of {named.entry.id}, the named subject's")
+    if said in CONVERSATION_INTENTS:
+        return ModeChoice("grounded", f"intent {said}: the tier answers, grounded ({why})",
+                          (wide, named))
+    if wide.dense >= limits.kb_similarity and lead >= limits.kb_margin:
+        return ModeChoice("kb", f"one confident entry ({why}, lead {lead:.3f})", (wide,))
+    if limits.suggest:
+        return ModeChoice("suggest", f"two readings ({why}): both entries are offered",
+                          (named, wide))
+    return ModeChoice("grounded", f"two readings ({why})", (wide, named))
 
 
 def _confident(allowed: list[Hit], limits: Thresholds) -> bool:

@@ -56,6 +56,36 @@ def test_relevant_shop_wide_entries_without_a_decisive_one_are_offered_not_gener
     assert choose([hit("refund-time", 0.65, 0.95), *hits[1:]], None, Thresholds()).mode == "kb"
 
 
+def test_an_entry_about_no_name_closer_in_meaning_wins_over_the_named_subjects() -> None:
+    """"My Aurora flickers, how do I make a warranty claim?" is about the claim, not the
+    Aurora's warranty years (the kb answer it got on 2026-12-04)."""
+    from knowledge.entries import Entry
+    from knowledge.modes import Thresholds, choose
+    from knowledge.retrieval import Hit
+
+    def hit(entry_id: str, score: float, dense: float, product: str | None = None) -> Hit:
+        entry = Entry.model_validate({"id": entry_id, "questions": {"en": ["q?"]},
+                                      "answers": {"en": "a."},
+                                      "mentions": [product] if product else []})
+        return Hit(entry, score, dense, 0.1, "q?")
+
+    named = [hit("aurora-warranty", 0.55, 0.894, "Aurora"), hit("aurora-price", 0.51, 0.85,
+                                                                "Aurora")]
+    claim = hit("warranty-claim", 0.64, 0.936)
+    chosen = choose([*named, claim], "account", Thresholds())
+    assert (chosen.mode, [h.entry.id for h in chosen.entries]) == ("kb", ["warranty-claim"])
+    assert "aurora-warranty" in chosen.reason
+    near = hit("warranty-claim", 0.56, 0.90)  # closer, but not enough for a kb answer
+    offered = choose([*named, near], None, Thresholds())
+    assert [h.entry.id for h in offered.entries] == ["aurora-warranty", "warranty-claim"]
+    assert offered.mode == "suggest"
+    assert choose([*named, near], "complaint", Thresholds()).mode == "grounded"
+    # Less close in meaning, even at a higher fused score: the named subject's entry.
+    farther = hit("refund-time", 0.59, 0.856)
+    assert choose([*named, farther], None, Thresholds()).entries[0].entry.id == \
+        "aurora-warranty"
+
+
 def test_the_retriever_says_which_questions_would_run_the_embedder() -> None:
     from knowledge.embedder import E5Small
     from knowledge.entries import Entry, KnowledgeBase
