@@ -72,3 +72,58 @@ def unsupported_values(answer: str, sources: Iterable[str], values: frozenset[st
     if not stated:
         return set()
     return stated - {w for source in sources for w in tokens(source)}
+
+
+# A list's item number at a line's start ("1. Unplug the lamp"): a count, not a fact.
+_ITEM = re.compile(r"\n[ \t]*(\d{1,2})[.)、](?!\d)")
+# A number at the very end of a piece may still grow ("9" of "9.90", "400-" of a phone).
+_GROWING = re.compile(r"\d+(?:[.,/:-]\d+)*[.,/:-]?$")
+
+
+def known_facts(sources: Iterable[str]) -> set[str]:
+    known: set[str] = set()
+    for source in sources:
+        found = facts(source)
+        known |= found | {part for fact in found for part in re.split(r"[-/:]", fact)}
+    return known
+
+
+class StreamFactGuard:
+    """The fact guard for an answer that streams (the tiers' `open` answers): each number is
+    checked against the sources as soon as it is whole; text goes out at once except a
+    number that may still grow. The first number no source states stops the answer before
+    it (`stopped`); the caller ends the text there."""
+
+    def __init__(self, sources: Iterable[str]):
+        self.known = known_facts(sources)
+        self.stopped = False
+        self._held = ""
+        self._line_start = True  # whether what went out last ended a line (or nothing has)
+
+    def feed(self, piece: str) -> str:
+        if self.stopped:
+            return ""
+        text = self._held + piece
+        growing = _GROWING.search(text)
+        cut = growing.start() if growing else len(text)
+        self._held = text[cut:]
+        return self._release(text[:cut])
+
+    def flush(self) -> str:
+        text, self._held = self._held, ""
+        return "" if self.stopped else self._release(text)
+
+    def _release(self, text: str) -> str:
+        if not text:
+            return ""
+        lead = "\n" if self._line_start else " "  # an item number first in `text` too
+        items = {m.start(1) - 1 for m in _ITEM.finditer(lead + text)}
+        for match in _NUMBER.finditer(_EMAIL.sub(lambda m: " " * len(m.group()), text)):
+            number = match.group()
+            if match.start() in items:
+                continue
+            if _normal(number) not in self.known and number not in self.known:
+                self.stopped = True
+                return text[:match.start()]
+        self._line_start = text.endswith("\n")
+        return text

@@ -113,8 +113,9 @@ KB_ANSWERS = Counter(
     "onlycs_knowledge_answers", "Chat answers by knowledge-base mode (kb, suggest, grounded, "
     "abstain, open).", ["mode"])
 KB_CORRECTIONS = Counter(
-    "onlycs_knowledge_fact_guard_corrections", "Grounded answers the fact guard replaced, by what "
-    "replaced them (entry: the best entry's answer; abstain: the abstain reply).",
+    "onlycs_knowledge_fact_guard_corrections", "Answers the fact guard replaced or stopped, by "
+    "what took their place (entry: the best entry's answer; abstain: the abstain reply; "
+    "stopped: an open answer ended before a number no source states, the abstain reply after).",
     ["replacement"])
 KB_RETRIEVAL = Histogram(
     "onlycs_knowledge_retrieval_seconds", "Knowledge-base retrieval and mode choice per request.",

@@ -11,9 +11,12 @@ mask is delayed by at most the word being written.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import regex
 
+from knowledge.guard import StreamFactGuard
 from serving.router.sensitive import SensitiveMatcher, is_word_char
 
 # Bounded lengths (an e-mail's local part is at most 64 characters, a domain label 63) keep
@@ -117,43 +120,101 @@ class StreamMasker:
         return rest
 
 
-class SSEFilter:
-    """Rewrites a stream's SSE events so each choice's text goes through a StreamMasker."""
+@dataclass(frozen=True)
+class FactCheck:
+    """The fact guard for a tier's answer that is not grounded: each choice's numbers must
+    be in `sources` (the conversation, the entries retrieval found); the first that is not
+    ends the choice's text, and `stop_text` follows it."""
 
-    def __init__(self, output_filter: OutputFilter):
+    sources: tuple[str, ...]
+    stop_text: str
+    on_stop: Callable[[], None] = lambda: None
+
+    def text(self, text: str) -> str:
+        """A whole answer, as the stream would have sent it."""
+        guard = StreamFactGuard(self.sources)
+        checked = guard.feed(text)
+        checked += "" if guard.stopped else guard.flush()
+        if not guard.stopped:
+            return checked
+        self.on_stop()
+        return checked + self.stop_text
+
+
+class SSEFilter:
+    """Rewrites a stream's SSE events so each choice's text goes through a StreamMasker,
+    then the fact guard when there is one (a stopped choice's later events are dropped)."""
+
+    def __init__(self, output_filter: OutputFilter, facts: FactCheck | None = None):
         self._filter = output_filter
+        self._facts = facts
         self._maskers: dict[int, StreamMasker] = {}
+        self._guards: dict[int, StreamFactGuard] = {}
         self._sent: list[str] = []  # choice 0's text as it went out: what the store keeps
 
     def rewrite(self, chunk: str) -> str:
+        """The event to send instead; "" when nothing of it is left to send."""
         if not chunk.startswith("data: {"):
             return chunk
         event = json.loads(chunk[6:])
-        for choice in event.get("choices") or []:
-            masker = self._maskers.setdefault(choice.get("index", 0), self._filter.stream())
-            holder, key = ((choice["delta"], "content") if "delta" in choice
-                           else (choice, "text"))
-            if holder is None:
-                continue
-            text = masker.feed(holder.get(key) or "")
-            if choice.get("finish_reason") is not None:
-                text += masker.flush()
-            if holder.get(key) is not None or text:
-                holder[key] = text
-            if choice.get("index", 0) == 0:
-                self._sent.append(text)
+        choices = event.get("choices") or []
+        kept = [c for c in choices if self._rewrite_choice(c)]
+        if len(kept) < len(choices):
+            if not kept and not event.get("usage"):
+                return ""
+            event["choices"] = kept
         return f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
+
+    def _rewrite_choice(self, choice: dict) -> bool:
+        index = choice.get("index", 0)
+        guard = self._guard(index)
+        if guard is not None and guard.stopped:
+            return False
+        masker = self._maskers.setdefault(index, self._filter.stream())
+        holder, key = (choice["delta"], "content") if "delta" in choice else (choice, "text")
+        if holder is None:
+            return True
+        finished = choice.get("finish_reason") is not None
+        text = masker.feed(holder.get(key) or "")
+        if finished:
+            text += masker.flush()
+        if guard is not None:
+            assert self._facts is not None
+            text = guard.feed(text)
+            if finished and not guard.stopped:
+                text += guard.flush()
+            if guard.stopped:
+                text += self._facts.stop_text
+                choice["finish_reason"] = "stop"
+                self._facts.on_stop()
+        if holder.get(key) is not None or text:
+            holder[key] = text
+        if index == 0:
+            self._sent.append(text)
+        return True
+
+    def _guard(self, index: int) -> StreamFactGuard | None:
+        if self._facts is None:
+            return None
+        if index not in self._guards:
+            self._guards[index] = StreamFactGuard(self._facts.sources)
+        return self._guards[index]
 
     @property
     def sent_text(self) -> str:
         return "".join(self._sent)
 
 
-def mask_response(output_filter: OutputFilter, body: dict) -> dict:
+def mask_response(output_filter: OutputFilter, body: dict,
+                  facts: FactCheck | None = None) -> dict:
     for choice in body.get("choices") or []:
         message = choice.get("message")
-        if message and isinstance(message.get("content"), str):
-            message["content"] = output_filter.mask(message["content"])
-        if isinstance(choice.get("text"), str):
-            choice["text"] = output_filter.mask(choice["text"])
+        holder, key = (message, "content") if message else (choice, "text")
+        if not isinstance(holder.get(key), str):
+            continue
+        text = output_filter.mask(holder[key])
+        if facts is not None and (checked := facts.text(text)) != text:
+            text = checked
+            choice["finish_reason"] = "stop"
+        holder[key] = text
     return body

@@ -2,10 +2,12 @@
 request; each step is one stage object (this folder) with its own unit tests.
 
     parse and cap -> authenticate and rate -> session -> decide -> ground -> admit
-    -> dispatch -> relay and filter (fact guard when grounded) -> store
+    -> dispatch -> relay and filter (and the fact guard) -> store
 
-Ground asks the knowledge base: a `kb` or `abstain` answer is the appliance's own and
-no engine sees the request; a `grounded` one reaches the tier with the entries in its prompt.
+Ground asks the knowledge base: a `kb`, `suggest` or `abstain` answer is the appliance's own
+and no engine sees the request; a `grounded` one reaches the tier with the entries in its
+prompt and is checked whole before it is sent; an `open` one streams, its numbers checked
+as they come.
 
 Authentication happens before the body is parsed (an HTTP dependency, so a caller without a
 key learns nothing from 400s); the chain charges the caller's budget once the request is
@@ -53,7 +55,7 @@ from serving.protocol import ChatRequest, CompletionRequest
 from serving.refusal import REFUSAL, refusal_body, refusal_stream
 from serving.reply_tokens import ReplyTokens
 from serving.router.rules import RulesError, RuleTree
-from serving.safety import OutputFilter, mask_response
+from serving.safety import FactCheck, OutputFilter, mask_response
 from serving.shared_state import ADAPTERS, ROUTER_RULES, SharedState
 
 # Requests with more text than this are decided off the event loop (most are far smaller,
@@ -174,7 +176,9 @@ class RequestPipeline:
         if answer is not None and answer.mode == "grounded":
             self.knowledge.ground_body(body, answer)
             return await self._grounded(req, body, route, turn, answer)
-        return await self._dispatch(method, body, route, turn, req.sequences)
+        facts = (self.knowledge.fact_check(req, answer)
+                 if isinstance(req, ChatRequest) and answer is not None else None)
+        return await self._dispatch(method, body, route, turn, req.sequences, facts)
 
     async def _answer_itself(self, req: Request, decision: RouteDecision, answer: Answer,
                              turn: PendingTurn | None, persona: str | None) -> Outcome:
@@ -238,7 +242,8 @@ class RequestPipeline:
         return reply
 
     async def _dispatch(self, method: str, body: dict[str, Any], route: Route,
-                        turn: PendingTurn | None, sequences: int) -> Outcome:
+                        turn: PendingTurn | None, sequences: int,
+                        facts: FactCheck | None = None) -> Outcome:
         tier = route.tier
         assert tier is not None
         self.admission.begin(tier, sequences)
@@ -249,14 +254,14 @@ class RequestPipeline:
             if opened.result is not None:
                 result = opened.result
                 if result["status"] == 200:
-                    mask_response(self.output_filter, result["body"])
+                    mask_response(self.output_filter, result["body"], facts)
                 reply = Reply(result["status"], result["body"], route)
                 if turn is not None and reply.status == 200:
                     await self.sessions.save(turn, reply.text())
                 return reply
             save = (lambda text: self.sessions.save(turn, text)) if turn is not None else None
             events = relay(opened.first, opened.stream, self.output_filter, save,
-                           lambda: self.admission.end(tier, sequences))
+                           lambda: self.admission.end(tier, sequences), facts)
             streaming = True
             return StreamReply(events, route)
         finally:

@@ -17,8 +17,8 @@ from knowledge.tokens import tokens
 from serving import metrics
 from serving.pipeline.decide import RouteDecision
 from serving.pipeline.outcome import Route
-from serving.protocol import ChatRequest
-from serving.safety import OutputFilter
+from serving.protocol import ChatRequest, content_text
+from serving.safety import FactCheck, OutputFilter
 
 KB_MODEL = "onlycs-kb"
 # `x-onlycs-knowledge: off` asks for the tiers alone (what `kb eval --both` compares with);
@@ -53,7 +53,7 @@ class KnowledgeStage:
         if self.service is not None:  # every series exists from the start, at 0
             for mode in MODES:
                 metrics.KB_ANSWERS.labels(mode)
-            for replacement in ("entry", "abstain"):
+            for replacement in ("entry", "abstain", "stopped"):
                 metrics.KB_CORRECTIONS.labels(replacement)
 
     async def consult(self, req: ChatRequest, decision: RouteDecision) -> Answer | None:
@@ -103,6 +103,15 @@ class KnowledgeStage:
         if template is not None:
             text = " ".join(p for p in (template.greeting, text, template.closing) if p)
         return text
+
+    def fact_check(self, req: ChatRequest, answer: Answer) -> FactCheck:
+        """An `open` answer's numbers must be in the conversation or in the entries retrieval
+        found; the first that is not ends the answer, and the abstain reply follows."""
+        assert self.service is not None
+        sources = (*(content_text(m.content) for m in req.messages),
+                   *(t for h in answer.hits if h.eligible for t in h.entry.texts()))
+        return FactCheck(tuple(sources), f"…\n\n{self.service.abstain_text(answer.lang)}",
+                         metrics.KB_CORRECTIONS.labels("stopped").inc)
 
     @staticmethod
     def ground_body(body: dict[str, Any], answer: Answer) -> None:

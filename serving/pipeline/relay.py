@@ -10,22 +10,26 @@ from typing import Any
 
 from kernel.errors import APIError
 from serving.pipeline.dispatch import prepend
-from serving.safety import OutputFilter, SSEFilter
+from serving.safety import FactCheck, OutputFilter, SSEFilter
 
 SaveTurn = Callable[[str], Awaitable[None]]
 
 
 async def relay(first: str, stream: Any, output_filter: OutputFilter,
-                save: SaveTurn | None, on_end: Callable[[], None]) -> AsyncIterator[str]:
+                save: SaveTurn | None, on_end: Callable[[], None],
+                facts: FactCheck | None = None) -> AsyncIterator[str]:
     """`save` (None: no store) gets choice 0's text as it went out, before `[DONE]`. A
     stream that carried an error event (the engine failed mid-answer) is not stored: the
-    client saw no complete answer, so none is acknowledged."""
+    client saw no complete answer, so none is acknowledged. `facts`: the fact guard of an
+    answer that is not grounded (see `FactCheck`)."""
     finished = False
     failed = False
-    sse_filter = SSEFilter(output_filter)
+    sse_filter = SSEFilter(output_filter, facts)
     try:
         async for raw in prepend(first, stream):
             chunk = sse_filter.rewrite(raw)
+            if not chunk:
+                continue
             failed = failed or is_error_event(chunk)
             if save is not None and not failed and chunk.startswith("data: [DONE]"):
                 try:

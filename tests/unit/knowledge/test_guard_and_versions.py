@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from knowledge.entries import Entry
-from knowledge.guard import check, facts, unsupported_values, value_words
+from knowledge.guard import StreamFactGuard, check, facts, unsupported_values, value_words
 from knowledge.versions import VersionStore
 
 
@@ -40,6 +40,31 @@ def test_value_words_are_what_tells_subjects_apart_not_their_wording() -> None:
     assert unsupported_values("The Nova comes in black.", nova, values) == {"black"}
     assert unsupported_values("Yes, the Nova comes in brass.", nova, values) == set()
     assert unsupported_values("It is lovely.", nova, values) == set()
+
+
+def _streamed(sources: list[str], pieces: list[str]) -> tuple[str, bool]:
+    guard = StreamFactGuard(sources)
+    sent = "".join(guard.feed(p) for p in pieces)
+    return sent + guard.flush(), guard.stopped
+
+
+def test_a_streamed_answer_stops_before_the_first_number_no_source_states() -> None:
+    # A number split across pieces is checked whole: 9 of 9.90 is not let out as 9.
+    assert _streamed(["costs 9.90 euros"], ["It costs 9", ".", "90 euros."]) == (
+        "It costs 9.90 euros.", False)
+    assert _streamed(["costs 9.90 euros"], ["It costs 9", ".", "95 euros."]) == (
+        "It costs ", True)
+    assert _streamed(["call 400-820-1234"], ["Call 400", "-820-", "1234 now."]) == (
+        "Call 400-820-1234 now.", False)
+    assert _streamed(["q"], ["Sure! It ships in 3 days", " and costs 5."]) == (
+        "Sure! It ships in ", True)
+    assert _streamed(["q"], ["送到要", "3天"]) == ("送到要", True)
+    # A list's item numbers are counts, not facts; a number inside an item is checked.
+    assert _streamed(["q"], ["Steps:\n1. Unplug", "\n2) Wait\n", "3、done"]) == (
+        "Steps:\n1. Unplug\n2) Wait\n3、done", False)
+    assert _streamed(["q"], ["1. Unplug\n2. Wait 5 minutes"]) == ("1. Unplug\n2. Wait ", True)
+    assert _streamed(["q"], ["Write to help@shop.example"]) == (
+        "Write to help@shop.example", False)  # addresses: the output filter's, not this
 
 
 def test_publish_keeps_old_versions_and_rollback_points_back(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from kernel.errors import APIError
 from knowledge.embedder import E5Small
 from knowledge.retrieval import EmbeddingCache
 from knowledge.service import KnowledgeService
+from serving import metrics
 from serving.pipeline.chain import RequestPipeline
 from serving.pipeline.ground import KnowledgeStage
 from serving.pipeline.outcome import Reply, StreamReply
@@ -176,6 +177,48 @@ async def test_a_grounded_answer_that_keeps_to_the_facts_is_sent(kb_pipeline) ->
                structured_outputs={"choice": ["It costs 129 euros."]})
     outcome = await kb_pipeline.chat(req, {}, CLIENT)
     assert outcome.route.mode == "grounded" and outcome.text() == "It costs 129 euros."
+
+
+async def test_an_open_answer_stops_before_a_number_no_source_states(kb_pipeline) -> None:
+    """Open answers stream; their numbers are checked as they come (the 2026-12-04 miss: a
+    postage question read as order status, answered "The shipping fee is 10 euros")."""
+    invented = "Hi! Your order of 70 euros ships in 3 days, for a fee of 9.90 euros."
+    req = ChatRequest.model_validate({
+        "model": "auto", "stream": True, "structured_outputs": {"choice": [invented]},
+        "messages": [{"role": "user", "content": "I ordered for 70 euros."},
+                     {"role": "assistant", "content": "Thank you!"},
+                     {"role": "user", "content": "Hello!"}]})
+    stopped = metrics.KB_CORRECTIONS.labels("stopped")
+    before = stopped._value.get()
+    outcome = await kb_pipeline.chat(req, {"x-session-id": "o1"}, CLIENT)
+    assert isinstance(outcome, StreamReply) and outcome.route.mode == "open"
+    events = [e async for e in outcome.events]
+    chunks = [json.loads(e[6:])["choices"] for e in events if e.startswith("data: {")]
+    text = "".join(c[0]["delta"].get("content") or "" for c in chunks if c)
+    assert text.startswith("Hi! Your order of 70 euros ships in …")  # 70: the conversation's
+    assert "3" not in text and "9.90" not in text and "colleague" in text
+    assert [c[0]["finish_reason"] for c in chunks if c][-1] == "stop"
+    assert events[-1] == "data: [DONE]\n\n"
+    assert kb_pipeline.sessions.store.export("key-a/o1")[-1]["content"] == text
+    whole = await kb_pipeline.chat(_ask("Hello!", structured_outputs={"choice": [invented]}),
+                                   {}, CLIENT)
+    assert whole.text() == "Hi! Your order of …" + text.split("…", 1)[1]  # no 70 said here
+    assert stopped._value.get() == before + 2
+
+
+async def test_an_open_answer_with_the_entries_numbers_and_a_list_streams_whole(
+        kb_pipeline) -> None:
+    told = "Steps:\n1. Check the plug.\n2. Call us, we answer 24/7."
+    req = ChatRequest.model_validate({
+        "model": "auto", "stream": True, "structured_outputs": {"choice": [told]},
+        "messages": [{"role": "system", "content": "Lumen Home answers 24/7."},
+                     {"role": "user", "content": "Hello!"}]})
+    outcome = await kb_pipeline.chat(req, {}, CLIENT)
+    assert isinstance(outcome, StreamReply) and outcome.route.mode == "open"
+    events = [e async for e in outcome.events]
+    text = "".join(json.loads(e[6:])["choices"][0]["delta"].get("content") or ""
+                   for e in events if e.startswith("data: {") and json.loads(e[6:])["choices"])
+    assert text == told
 
 
 async def test_small_talk_stays_open_and_knowledge_off_skips_it(kb_pipeline) -> None:
