@@ -88,3 +88,36 @@ def _name_pattern(name: str) -> str:
     if _LATIN.match(name[-1]):
         pattern = rf"{pattern}(?![A-Za-z0-9])"
     return pattern
+
+
+_CAPITALISED = re.compile(r"\b[A-Z][A-Za-z]+\b")
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+def proper_names(entries: list[Entry]) -> dict[str, int]:
+    """Words an entry's answer names that nothing else in the knowledge base says: written
+    capitalised wherever they are written, not only first in a sentence ("Mastercard",
+    "Alipay"; not "Pay" of "WeChat Pay", which questions write "pay"), in the answers of one
+    entry about no named subject. A
+    question that names one asks about that entry, however far its other words are from it
+    ("Is Mastercard accepted?" to "We accept Visa, Mastercard, ..."). Lower case, as the
+    lexical tokens are; by the entry's index."""
+    capitalised: dict[str, set[int]] = {}
+    lower: set[str] = set()
+    written: dict[str, set[int]] = {}
+    for index, entry in enumerate(entries):
+        for text in entry.texts():
+            for word in _WORD.findall(text):
+                written.setdefault(word.lower(), set()).add(index)
+                if word[0].islower():
+                    lower.add(word.lower())
+        if entry.mentions:
+            continue
+        for lang in entry.languages:
+            answer = entry.answer(lang)
+            for match in _CAPITALISED.finditer(answer):
+                if answer[:match.start()].rstrip()[-1:] not in ("", ".", "!", "?", ":"):
+                    capitalised.setdefault(match.group().lower(), set()).add(index)
+    return {word: next(iter(owners)) for word, owners in capitalised.items()
+            if word not in lower and written[word] == owners and len(owners) == 1}
+

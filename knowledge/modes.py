@@ -42,6 +42,11 @@ def asks(text: str) -> bool:
     return _QUESTION.search(text) is not None
 
 
+# How much closer in meaning another entry may be than the one stating a name the question
+# says, for that one still to be the answer.
+NAME_SLACK = 0.02
+
+
 @dataclass(frozen=True)
 class Thresholds:
     kb_similarity: float = 0.92  # dense cosine of the best entry, for a kb answer
@@ -96,7 +101,10 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
         return _wider(top, wide, allowed, said, limits)
     rivals = [h for h in allowed[1:] if bool(h.entry.mentions) == subject]
     margin = top.score - rivals[0].score if rivals else 1.0
-    relevant = subject or top.dense >= limits.grounded_similarity
+    # A name only the top entry states ("Is Mastercard accepted?") makes it relevant, and
+    # the answer when no other entry is closer in meaning.
+    named = top.stated and top.dense >= max(h.dense for h in allowed) - NAME_SLACK
+    relevant = subject or top.stated or top.dense >= limits.grounded_similarity
     if not relevant:
         return _no_answer(intent, f"best entry {top.entry.id} similarity {top.dense:.3f} < "
                           f"{limits.grounded_similarity}", unsure_question)
@@ -104,8 +112,10 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
                                          set(h.entry.mentions) & set(top.entry.mentions))
                    or not subject]][:limits.grounded_entries]
     why = (f"{top.entry.id}: similarity {top.dense:.3f}, score {top.score:.3f}, lead "
-           f"{margin:.3f}" + (", subject named" if subject else ""))
-    confident = margin >= limits.kb_margin and (subject or top.dense >= limits.kb_similarity)
+           f"{margin:.3f}" + (", subject named" if subject else "")
+           + (", states a name the question says" if top.stated else ""))
+    confident = named or (margin >= limits.kb_margin
+                          and (subject or top.dense >= limits.kb_similarity))
     if confident and said not in CONVERSATION_INTENTS:
         unsure = "" if sure or intent is None else f"; intent {intent} unsure"
         return ModeChoice("kb", f"one confident entry ({why}{unsure})", (top,))
@@ -139,10 +149,12 @@ def _wider(named: Hit, wide: Hit, allowed: list[Hit], said: str | None,
 
 
 def _confident(allowed: list[Hit], limits: Thresholds) -> bool:
-    """The best entry names the question's subject, or is similar enough for a kb answer."""
+    """The best entry names the question's subject or states a name it says, or is similar
+    enough for a kb answer."""
     if not allowed:
         return False
-    return bool(allowed[0].entry.mentions) or allowed[0].dense >= limits.kb_similarity
+    top = allowed[0]
+    return bool(top.entry.mentions) or top.stated or top.dense >= limits.kb_similarity
 
 
 def _no_answer(intent: str | None, why: str, unsure_question: bool = False) -> ModeChoice:

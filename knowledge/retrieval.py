@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import threading
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
@@ -20,10 +21,11 @@ import numpy as np
 
 from knowledge.embedder import Embedder
 from knowledge.entries import Entry, KnowledgeBase
-from knowledge.mentions import MentionIndex
+from knowledge.mentions import MentionIndex, proper_names
 from knowledge.tokens import tokens
 
 DENSE_WEIGHT = 0.6
+_WORD = re.compile(r"[a-z]+")
 QUERY_CACHE = 4096  # distinct questions whose embedding is kept
 
 
@@ -35,6 +37,7 @@ class Hit:
     lexical: float
     text: str  # the indexed text that matched best
     eligible: bool = True  # False: the entry is about a name the question does not mention
+    stated: bool = False  # the question says a proper name only this entry's answer states
 
 
 class EmbeddingCache:
@@ -114,6 +117,7 @@ class Retriever:
         # subject filter is then array work, not a loop over every entry per question.
         self._has_mentions = np.fromiter((bool(e.mentions) for e in kb.entries), dtype=bool,
                                          count=len(kb.entries))
+        self._proper = proper_names(kb.entries)
         self._by_name: dict[str, list[int]] = {}
         for index, entry in enumerate(kb.entries):
             for name in entry.mentions:
@@ -147,6 +151,11 @@ class Retriever:
         # then entries about a name the question does not mention (listed for `explain`).
         entry_tier = np.where(self._has_mentions, 2, 1).astype(np.int8)
         entry_tier[sorted(subject)] = 0
+        # With no subject named, an entry whose answer states a name the question says
+        # ("Alipay") ranks first.
+        stated = set() if subject else {self._proper[w] for w in _WORD.findall(text.lower())
+                                        if w in self._proper}
+        entry_tier[sorted(stated)] = 0
         tier = entry_tier[self.owners]
         allowed = tier < 2
         order = np.lexsort((-fused, tier))
@@ -162,7 +171,8 @@ class Retriever:
                 if counts[0] == top_k and counts[1] == top_k:
                     break
         return [Hit(self.kb.entries[owner], float(fused[p]), float(dense[p]),
-                    float(min(lexical[p], 1.0)), self.texts[p], bool(allowed[p]))
+                    float(min(lexical[p], 1.0)), self.texts[p], bool(allowed[p]),
+                    owner in stated)
                 for owner, p in best_text.items()]
 
     def _about(self, names: set[str]) -> set[int]:

@@ -37,6 +37,20 @@ def test_names_are_found_as_customers_write_them() -> None:
     assert index.of_kind("and the floor  lamp?") == {"Halo floor lamp", "Iris floor lamp"}
 
 
+def test_proper_names_are_the_capitalised_words_one_answer_alone_states() -> None:
+    from knowledge.entries import KnowledgeBase
+    from knowledge.files import read_file
+    from knowledge.lumen import SHIPPED
+    from knowledge.mentions import proper_names
+
+    kb = KnowledgeBase.of(1, read_file(SHIPPED))
+    names = {word: kb.entries[i].id for word, i in proper_names(kb.entries).items()}
+    # Not "pay" (questions write it), "lumen" (every answer's), "yes" or "email" (first in
+    # a sentence), nor a product's name (a mention already).
+    assert names == {"visa": "payment", "mastercard": "payment", "paypal": "payment",
+                     "alipay": "payment", "wechat": "payment", "road": "store"}
+
+
 def test_relevant_shop_wide_entries_without_a_decisive_one_are_offered_not_generated() -> None:
     from knowledge.entries import Entry
     from knowledge.modes import Thresholds, choose

@@ -140,6 +140,18 @@ async def test_a_kind_only_one_product_has_names_that_product(kb_pipeline) -> No
     assert outcome.route.sources == ("kb:orbit-ceiling-light-power@v1",)
 
 
+async def test_a_name_only_one_answer_states_makes_that_entry_the_answer(
+        kb_pipeline, tiers) -> None:
+    # Abstained until 2026-12-04: similarity 0.871 and 0.866, under the relevance bar.
+    for question in ("Is Mastercard accepted?", "Do you take PayPal?"):
+        outcome = await kb_pipeline.chat(_ask(question), {}, CLIENT)
+        assert outcome.route.mode == "kb" and outcome.route.sources == ("kb:payment@v1",)
+        assert "Mastercard" in outcome.text()
+    near = await kb_pipeline.chat(_ask("Can I get a refund to my PayPal?"), {}, CLIENT)
+    assert near.route.mode != "kb"  # the refund entry is closer in meaning: both offered
+    assert _calls(tiers) == 0
+
+
 async def test_an_unknown_product_is_abstained_with_a_hand_off(kb_pipeline, tiers) -> None:
     outcome = await kb_pipeline.chat(_ask("How much is the Zephyr standing desk?"), {}, CLIENT)
     assert outcome.route.mode == "abstain" and outcome.route.tier is None
