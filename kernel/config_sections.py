@@ -287,8 +287,8 @@ class TLSConfig(Section):
 
 class Persona(Section):
     system: str = Field(description="System prompt that sets the agent's voice and role.")
-    greeting: str = Field("", description="Put before a knowledge-base answer (kb mode).")
-    closing: str = Field("", description="Put after a knowledge-base answer (kb mode).")
+    greeting: str = Field("", description="Put before a kb or suggest answer.")
+    closing: str = Field("", description="Put after a kb or suggest answer.")
 
 
 def _default_personas() -> dict[str, Persona]:

@@ -118,6 +118,7 @@ class Retriever:
         self._has_mentions = np.fromiter((bool(e.mentions) for e in kb.entries), dtype=bool,
                                          count=len(kb.entries))
         self._proper = proper_names(kb.entries)
+        self._last: tuple[tuple[str, str], tuple[set[int], str]] | None = None
         self._by_name: dict[str, list[int]] = {}
         for index, entry in enumerate(kb.entries):
             for name in entry.mentions:
@@ -127,16 +128,14 @@ class Retriever:
         """Whether `search` would run the embedder (a question not in the cache yet)."""
         if self.vectors is None or self.cache is None or not self.kb.entries:
             return False
-        _, by_kind = self._subject(text, context)
-        return not self.cache.has_query(self.mentions.strip(text, kinds=by_kind))
+        return not self.cache.has_query(self._prepared(text, context)[1])
 
     def search(self, text: str, top_k: int = 5, context: str = "") -> list[Hit]:
         """Rank entries for `text`; names in `context` (the session's earlier turns) count as
         mentioned when `text` itself names none ("and how much is it?")."""
         if not self.kb.entries:
             return []
-        subject, by_kind = self._subject(text, context)
-        text = self.mentions.strip(text, kinds=by_kind)
+        subject, text = self._prepared(text, context)
         words = tokens(text)
         lexical = np.zeros(len(self.texts), dtype=np.float32)
         if words:
@@ -174,6 +173,17 @@ class Retriever:
                     float(min(lexical[p], 1.0)), self.texts[p], bool(allowed[p]),
                     owner in stated)
                 for owner, p in best_text.items()]
+
+    def _prepared(self, text: str, context: str) -> tuple[set[int], str]:
+        """The subject and the text without its names; the last question's is kept, as the
+        request path asks `embeds` and then `search` of the same one."""
+        last = self._last
+        if last is not None and last[0] == (text, context):
+            return last[1]
+        subject, by_kind = self._subject(text, context)
+        prepared = (subject, self.mentions.strip(text, kinds=by_kind))
+        self._last = ((text, context), prepared)
+        return prepared
 
     def _about(self, names: set[str]) -> set[int]:
         return {i for name in names for i in self._by_name.get(name, [])}

@@ -87,18 +87,19 @@ class KnowledgeStage:
             self._shown_version = version
 
     def reply_text(self, answer: Answer, persona: str | None) -> str:
-        """kb: the entry's verified answer in the question's language, in the persona's
-        greeting and closing; suggest: the offered entries in the configured reply; abstain:
-        the configured reply."""
+        """kb: the entry's verified answer in the question's language; suggest: the offered
+        entries in the configured reply; both in the persona's greeting and closing.
+        abstain: the configured reply."""
         assert self.service is not None
         if answer.mode == "abstain":
             return self.service.abstain_text(answer.lang)
         if answer.mode == "suggest":
-            return self.service.suggest_text(answer.lang,
+            text = self.service.suggest_text(answer.lang,
                                              [h.entry for h in answer.choice.entries])
-        best = answer.choice.best
-        assert best is not None
-        text = best.entry.answer(answer.lang)
+        else:
+            best = answer.choice.best
+            assert best is not None
+            text = best.entry.answer(answer.lang)
         template = self.personas.get(persona) if persona else None
         if template is not None:
             text = " ".join(p for p in (template.greeting, text, template.closing) if p)

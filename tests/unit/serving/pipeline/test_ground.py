@@ -152,6 +152,24 @@ async def test_a_name_only_one_answer_states_makes_that_entry_the_answer(
     assert _calls(tiers) == 0
 
 
+async def test_kb_and_offered_answers_come_in_the_personas_greeting_and_closing(
+        tmp_path: Path, tiers, cache) -> None:
+    persona = {"system": "You are Aria.", "greeting": "Hello, Aria here.",
+               "closing": "Anything else?"}
+    config = make_config(tmp_path, knowledge={"enabled": True},
+                         sessions={"personas": {"aria": persona}})
+    chain = RequestPipeline(config, tiers, KnowledgeStage(config, KnowledgeService(
+        config.knowledge, cache)))
+    for question, mode in (("How many watts does the Orbit ceiling light pull?", "kb"),
+                           ("Do you offer a military discount?", "suggest")):
+        outcome = await chain.chat(_ask(question, persona="aria"), {}, CLIENT)
+        assert outcome.route.mode == mode
+        assert outcome.text().startswith("Hello, Aria here. ")
+        assert outcome.text().endswith(" Anything else?")
+    plain = await chain.chat(_ask("Do you offer a military discount?"), {}, CLIENT)
+    assert not plain.text().startswith("Hello")
+
+
 async def test_an_unknown_product_is_abstained_with_a_hand_off(kb_pipeline, tiers) -> None:
     outcome = await kb_pipeline.chat(_ask("How much is the Zephyr standing desk?"), {}, CLIENT)
     assert outcome.route.mode == "abstain" and outcome.route.tier is None
