@@ -114,7 +114,8 @@ KB_ANSWERS = Counter(
     "abstain, open).", ["mode"])
 KB_CORRECTIONS = Counter(
     "onlycs_knowledge_fact_guard_corrections", "Answers the fact guard replaced or stopped, by "
-    "what took their place (entry: the best entry's answer; abstain: the abstain reply; "
+    "what took their place (entry: an entry's answer; offered: the entries offered with the "
+    "hand-off; abstain: the abstain reply; "
     "stopped: an open answer ended before a number no source states, the abstain reply after).",
     ["replacement"])
 KB_RETRIEVAL = Histogram(

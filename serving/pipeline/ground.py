@@ -53,7 +53,7 @@ class KnowledgeStage:
         if self.service is not None:  # every series exists from the start, at 0
             for mode in MODES:
                 metrics.KB_ANSWERS.labels(mode)
-            for replacement in ("entry", "abstain", "stopped"):
+            for replacement in ("entry", "offered", "abstain", "stopped"):
                 metrics.KB_CORRECTIONS.labels(replacement)
 
     async def consult(self, req: ChatRequest, decision: RouteDecision) -> Answer | None:
@@ -134,7 +134,8 @@ class KnowledgeStage:
         no price at all; the question echoed back). The replacement is the entry the answer
         talks about ("... is 999 euros": the price entry) when its words say which, else the
         entries' answers together (every one true, the asked one among them); with no named
-        subject and no entry similar enough for a kb answer, the abstain reply."""
+        subject, the best entry when it would have been a kb answer, else the entries
+        offered as `suggest` offers them (the abstain reply with `suggest` off)."""
         entries: list[Entry] = [h.entry for h in answer.choice.entries]
         own = [t for e in entries for t in e.texts()]
         sources = [question, *own]
@@ -149,7 +150,13 @@ class KnowledgeStage:
         if not invented and not empty:
             return text, None
         assert self.service is not None and best is not None
-        if subject or best.dense >= self.config.kb_similarity:
+        hits = answer.choice.entries
+        lead = best.score - hits[1].score if len(hits) > 1 else 1.0
+        if (not subject and best.dense >= self.config.kb_similarity
+                and lead >= self.config.kb_margin):
+            # The question is the entry's, whatever else the answer talked about.
+            replacement, kind = best.entry.answer(answer.lang), "entry"
+        elif subject or best.dense >= self.config.kb_similarity:
             said = {t for t in tokens(text) if not t[0].isdigit()}
             overlap = {e.id: len(said & set(tokens(self._words(e, answer.lang))))
                        for e in entries}
@@ -160,6 +167,8 @@ class KnowledgeStage:
             else:
                 replacement = " ".join(e.answer(answer.lang) for e in entries)
             kind = "entry"
+        elif self.config.suggest:
+            replacement, kind = self.service.suggest_text(answer.lang, entries), "offered"
         else:
             replacement, kind = self.service.abstain_text(answer.lang), "abstain"
         metrics.KB_CORRECTIONS.labels(kind).inc()

@@ -202,6 +202,23 @@ async def test_the_fact_guard_replaces_a_colour_the_product_does_not_come_in(
     assert "The Nova bedside lamp comes in brass and terracotta." in outcome.text()
 
 
+async def test_a_replaced_shop_wide_answer_is_the_asked_entry_or_the_entries_offered(
+        kb_pipeline) -> None:
+    # A hand-off the router is sure of, about one entry confidently: the model talked about
+    # the hours; the question asked for the phone number (2026-12-04, the later set).
+    phone = _ask("人工客服电话是哪个？", structured_outputs={"choice": ["客服全年无休。"]})
+    outcome = await kb_pipeline.chat(phone, {}, CLIENT)
+    assert outcome.route.mode == "grounded"
+    assert outcome.text() == "请拨打 Lumen Home 客服电话 400-820-1234。"
+    # A complaint near an entry, none confident: the entries offered, not "I don't know".
+    late = _ask("The lamp arrived a month ago and I've changed my mind. Can I still send it "
+                "back?", structured_outputs={"choice": ["Sure, within 30 days."]})
+    outcome = await kb_pipeline.chat(late, {}, CLIENT)
+    assert outcome.route.mode == "grounded"
+    assert "30" not in outcome.text() and "45 days" in outcome.text()
+    assert "colleague" in outcome.text()
+
+
 async def test_a_grounded_answer_that_keeps_to_the_facts_is_sent(kb_pipeline) -> None:
     req = _ask("What would the Halo floor lamp set me back?",
                structured_outputs={"choice": ["It costs 129 euros."]})
