@@ -10,7 +10,8 @@ path), scored against the knowledge base.
   the question said ("Is the Nova available in black?" "Yes, in black.");
 - abstained: the route header says mode=abstain, or the reply is the abstain reply (the
   fact guard put it in place of a grounded answer);
-- offered: mode=suggest, the reply lists a few entries and offers a colleague. It counts as
+- offered: mode=suggest, or a grounded answer the fact guard replaced by that same reply: a
+  few entries listed and a colleague offered. It counts as
   right when the asked entry's key terms are in it (reported apart: `right_offered`), and
   for an unanswerable question as declined (`declined`), never as abstained.
 """
@@ -64,8 +65,10 @@ def route_mode(header: str) -> str:
 
 def evaluate(client: httpx.Client, kb: KnowledgeBase, questions: list[dict[str, Any]], *,
              model: str = "auto", grounding: bool = True, max_tokens: int = 64,
-             abstain_replies: Collection[str] = (), progress: Callable[[str], None] = print
-             ) -> dict[str, Any]:
+             abstain_replies: Collection[str] = (), offer_openings: Collection[str] = (),
+             progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """`offer_openings`: how the `suggest` replies begin (the fact guard puts the same reply
+    in place of a grounded answer it replaces, `mode=grounded`)."""
     by_lang: dict[str, Counter] = defaultdict(Counter)
     modes: Counter = Counter()
     latency: dict[str, list[float]] = defaultdict(list)
@@ -81,6 +84,7 @@ def evaluate(client: httpx.Client, kb: KnowledgeBase, questions: list[dict[str, 
         reply = response.json()["choices"][0]["message"]["content"] or ""
         mode = route_mode(response.headers.get(ROUTE_HEADER, ""))
         abstained = mode == "abstain" or reply.strip() in abstain_replies
+        offered = mode == "suggest" or any(o and reply.startswith(o) for o in offer_openings)
         modes[mode] += 1
         latency[mode].append(latency_s)
         tally = by_lang[row["lang"]]
@@ -90,12 +94,12 @@ def evaluate(client: httpx.Client, kb: KnowledgeBase, questions: list[dict[str, 
             tally["answerable"] += 1
             right = all(contains(reply, t) for t in key_terms(entry, row["lang"]))
             tally["right"] += right
-            tally["right_offered"] += right and mode == "suggest"
+            tally["right_offered"] += right and offered
             known = [row["question"], *true_of(kb, set(entry.mentions))]
         else:
             tally["unanswerable"] += 1
             tally["abstained"] += abstained
-            tally["declined"] += abstained or mode == "suggest"
+            tally["declined"] += abstained or offered
             known = [row["question"], *true_of(kb, set())]
         wrong = not check(reply, known).passed or bool(
             unsupported_values(reply, known[1:], kb.value_words[row["lang"]]))

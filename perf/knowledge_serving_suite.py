@@ -39,6 +39,8 @@ TTFT = os.environ.get("ONLYCS_PERF_KB_TTFT", "1") != "0"  # 0: the evaluation al
 KB_QUESTIONS = ["How many watts does the Orbit ceiling light pull?", "Halo 落地灯的质保期是几年？",
                 "What is the price of the Kite clip lamp?", "寄到柏林要多久？"]
 ABSTAIN = (KnowledgeConfig().abstain_en, KnowledgeConfig().abstain_zh)  # the stack's defaults
+OFFERS = tuple(t.split("{entries}")[0].strip()
+               for t in (KnowledgeConfig().suggest_en, KnowledgeConfig().suggest_zh))
 OPEN_QUESTIONS = ["Hello!", "Thanks a lot!", "你好", "Good morning"]
 
 
@@ -100,7 +102,7 @@ def run() -> dict:
             for name in runs:
                 reports[name] = evaluate(
                     client, kb, sets.get(name, questions),
-                    grounding=name != "off", abstain_replies=ABSTAIN,
+                    grounding=name != "off", abstain_replies=ABSTAIN, offer_openings=OFFERS,
                     progress=lambda m: print(m, flush=True))
         # Distinct held-out questions the knowledge base answers verbatim: every one is new
         # to the query-embedding cache; the four repeated ones hit it after the first round.

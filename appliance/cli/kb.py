@@ -121,6 +121,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     service = _service(args)
     kb = service.snapshot().kb
     replies = (service.abstain_text("en"), service.abstain_text("zh"))
+    openings = tuple(t.split("{entries}")[0].strip()
+                     for t in (service.config.suggest_en, service.config.suggest_zh))
     questions = load_questions(args.questions or HELDOUT)
     reports = {}
     with admin_client(args) as client:
@@ -130,6 +132,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f"{label}: {len(questions)} questions", file=sys.stderr)
             reports[label] = evaluate(client.http, kb, questions, model=args.model,
                                       grounding=grounding, abstain_replies=replies,
+                                      offer_openings=openings,
                                       progress=lambda m: print(m, file=sys.stderr))
     for label, report in reports.items():
         print(f"== {label}")
