@@ -36,6 +36,15 @@ def facts(text: str) -> set[str]:
     return emails | {_normal(n) for n in _NUMBER.findall(rest)}
 
 
+def known_facts(sources: Iterable[str]) -> set[str]:
+    """The sources' facts; a phone number's parts and a range's ends count as stated too."""
+    known: set[str] = set()
+    for source in sources:
+        found = facts(source)
+        known |= found | {part for fact in found for part in re.split(r"[-/:]", fact)}
+    return known
+
+
 @dataclass(frozen=True)
 class Verdict:
     passed: bool
@@ -43,11 +52,7 @@ class Verdict:
 
 
 def check(answer: str, sources: Iterable[str]) -> Verdict:
-    known: set[str] = set()
-    for source in sources:
-        known |= facts(source)
-        # A phone number's parts and a range's ends count as stated too.
-        known |= {part for fact in facts(source) for part in re.split(r"[-/:]", fact)}
+    known = known_facts(sources)
     unsupported = tuple(sorted(f for f in facts(answer) if f not in known))
     return Verdict(not unsupported, unsupported)
 
@@ -78,14 +83,6 @@ def unsupported_values(answer: str, sources: Iterable[str], values: frozenset[st
 _ITEM = re.compile(r"\n[ \t]*(\d{1,2})[.)、](?!\d)")
 # A number at the very end of a piece may still grow ("9" of "9.90", "400-" of a phone).
 _GROWING = re.compile(r"\d+(?:[.,/:-]\d+)*[.,/:-]?$")
-
-
-def known_facts(sources: Iterable[str]) -> set[str]:
-    known: set[str] = set()
-    for source in sources:
-        found = facts(source)
-        known |= found | {part for fact in found for part in re.split(r"[-/:]", fact)}
-    return known
 
 
 class StreamFactGuard:

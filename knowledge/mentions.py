@@ -98,10 +98,9 @@ def proper_names(entries: list[Entry]) -> dict[str, int]:
     """Words an entry's answer names that nothing else in the knowledge base says: written
     capitalised wherever they are written, not only first in a sentence ("Mastercard",
     "Alipay"; not "Pay" of "WeChat Pay", which questions write "pay"), in the answers of one
-    entry about no named subject. A
-    question that names one asks about that entry, however far its other words are from it
-    ("Is Mastercard accepted?" to "We accept Visa, Mastercard, ..."). Lower case, as the
-    lexical tokens are; by the entry's index."""
+    entry about no named subject. A question that names one asks about that entry, however
+    far its other words are from it ("Is Mastercard accepted?" to "We accept Visa,
+    Mastercard, ..."). Lower case; by the entry's index."""
     capitalised: dict[str, set[int]] = {}
     lower: set[str] = set()
     written: dict[str, set[int]] = {}
@@ -120,4 +119,3 @@ def proper_names(entries: list[Entry]) -> dict[str, int]:
                     capitalised.setdefault(match.group().lower(), set()).add(index)
     return {word: next(iter(owners)) for word, owners in capitalised.items()
             if word not in lower and written[word] == owners and len(owners) == 1}
-

@@ -132,7 +132,7 @@ def _wider(named: Hit, wide: Hit, allowed: list[Hit], said: str | None,
            limits: Thresholds) -> ModeChoice:
     """A product or city is named, but an entry about no name is closer in meaning ("My
     Aurora flickers, how do I make a warranty claim?": the claim entry, not the Aurora's
-    warranty years; "上海的门店在哪？": the store, not delivery to Shanghai)."""
+    warranty years)."""
     others = [h.score for h in allowed if h is not wide and not h.entry.mentions]
     lead = wide.score - max([named.score, *others])
     why = (f"{wide.entry.id}, about no name, similarity {wide.dense:.3f} > "
@@ -149,12 +149,11 @@ def _wider(named: Hit, wide: Hit, allowed: list[Hit], said: str | None,
 
 
 def _confident(allowed: list[Hit], limits: Thresholds) -> bool:
-    """The best entry names the question's subject or states a name it says, or is similar
-    enough for a kb answer."""
+    """The best entry names the question's subject, or is similar enough for a kb answer.
+    (Not a name it states: "My order paid by Alipay has not come" is the order's status.)"""
     if not allowed:
         return False
-    top = allowed[0]
-    return bool(top.entry.mentions) or top.stated or top.dense >= limits.kb_similarity
+    return bool(allowed[0].entry.mentions) or allowed[0].dense >= limits.kb_similarity
 
 
 def _no_answer(intent: str | None, why: str, unsure_question: bool = False) -> ModeChoice:

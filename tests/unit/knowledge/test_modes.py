@@ -51,6 +51,25 @@ def test_proper_names_are_the_capitalised_words_one_answer_alone_states() -> Non
                      "alipay": "payment", "wechat": "payment", "road": "store"}
 
 
+def test_a_stated_name_decides_a_fact_question_not_an_order_status() -> None:
+    from knowledge.entries import Entry
+    from knowledge.modes import Thresholds, choose
+    from knowledge.retrieval import Hit
+
+    def hit(entry_id: str, dense: float, stated: bool = False) -> Hit:
+        entry = Entry.model_validate({"id": entry_id, "questions": {"en": ["q?"]},
+                                      "answers": {"en": "a."}})
+        return Hit(entry, dense * 0.6, dense, 0.1, "q?", True, stated)
+
+    hits = [hit("payment", 0.866, stated=True), hit("free-shipping", 0.88)]
+    chosen = choose(hits, "shipping", Thresholds())
+    assert (chosen.mode, chosen.entries[0].entry.id) == ("kb", "payment")
+    assert "states a name" in chosen.reason
+    assert choose(hits, "order_status", Thresholds()).mode == "open"
+    closer = [hit("payment", 0.83, stated=True), hit("refund-time", 0.87)]
+    assert choose(closer, None, Thresholds()).mode == "suggest"  # relevant, not the answer
+
+
 def test_relevant_shop_wide_entries_without_a_decisive_one_are_offered_not_generated() -> None:
     from knowledge.entries import Entry
     from knowledge.modes import Thresholds, choose
