@@ -83,6 +83,9 @@ def unsupported_values(answer: str, sources: Iterable[str], values: frozenset[st
 _ITEM = re.compile(r"\n[ \t]*(\d{1,2})[.)、](?!\d)")
 # A number at the very end of a piece may still grow ("9" of "9.90", "400-" of a phone).
 _GROWING = re.compile(r"\d+(?:[.,/:-]\d+)*[.,/:-]?$")
+# Longer than any fact a shop states: what a stream may hold back stays bounded, and so does
+# the work per piece (a model writing digits for hundreds of tokens is stopped there).
+LONGEST_NUMBER = 64
 
 
 class StreamFactGuard:
@@ -104,7 +107,10 @@ class StreamFactGuard:
         growing = _GROWING.search(text)
         cut = growing.start() if growing else len(text)
         self._held = text[cut:]
-        return self._release(text[:cut])
+        released = self._release(text[:cut])
+        if len(self._held) > LONGEST_NUMBER and not self.stopped:
+            self.stopped, self._held = True, ""
+        return released
 
     def flush(self) -> str:
         text, self._held = self._held, ""

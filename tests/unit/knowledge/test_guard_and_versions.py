@@ -65,6 +65,11 @@ def test_a_streamed_answer_stops_before_the_first_number_no_source_states() -> N
     assert _streamed(["q"], ["1. Unplug\n2. Wait 5 minutes"]) == ("1. Unplug\n2. Wait ", True)
     assert _streamed(["q"], ["Write to help@shop.example"]) == (
         "Write to help@shop.example", False)  # addresses: the output filter's, not this
+    # A run of digits longer than any stated fact is not held back without end.
+    guard = StreamFactGuard(["q"])
+    assert guard.feed("Your code: ") == "Your code: "
+    assert "".join(guard.feed("1234") for _ in range(17)) == "" and guard.stopped
+    assert guard.flush() == ""
 
 
 def test_publish_keeps_old_versions_and_rollback_points_back(tmp_path: Path) -> None:
