@@ -11,6 +11,7 @@ mask is delayed by at most the word being written.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,6 +35,13 @@ PATTERNS = [regex.compile(p) for p in (
     r"(?<!\d)(?:\+?\d{1,3}[ -]?)?(?:\(?\d{3}\)?[ -]?)\d{3}[ -]?\d{4}(?!\d)",  # phone
 )]
 PII = regex.compile("|".join(p.pattern for p in PATTERNS))
+# Each pattern above but the e-mail's local part needs one of these to match or to begin
+# matching: a digit (of any script, as `\d`), "@", or a phone number's "+" or "(". Most
+# pieces of an answer have none, and then only a trailing run of local-part characters can
+# still become personal data; that is found without the patterns' scans (a sixth of the
+# router's CPU per streamed token, profiled at 8 streams on 2026-12-04).
+TRIGGER = re.compile(r"[\d@+(]")
+LOCAL_TAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}\Z")
 CONTEXT = 1  # characters of released text the patterns look behind at (`(?<!\d)`, words)
 
 
@@ -41,6 +49,7 @@ class OutputFilter:
     def __init__(self, matcher: SensitiveMatcher | None = None,
                  patterns: list[regex.Pattern] | None = None):
         self.matcher = matcher
+        self.shipped = patterns is None  # TRIGGER and LOCAL_TAIL describe these
         self.patterns = PATTERNS if patterns is None else patterns
         self.pii = PII if patterns is None else regex.compile(
             "|".join(p.pattern for p in patterns))
@@ -50,8 +59,13 @@ class OutputFilter:
         self.term_prefixes = {t[:i] for t in terms for i in range(1, len(t) + 1)}
         self.longest_term = max((len(t) for t in terms), default=0)
 
+    def plain(self, text: str) -> bool:
+        """No personal-data pattern matches in `text`, and none but an e-mail address can
+        still begin in it."""
+        return self.shipped and TRIGGER.search(text) is None
+
     def spans(self, text: str) -> list[tuple[int, int]]:
-        found = [m.span() for m in self.pii.finditer(text)]
+        found = [] if self.plain(text) else [m.span() for m in self.pii.finditer(text)]
         if self.matcher is not None:
             found += [(h.start, h.end) for h in self.matcher.find(text)
                       if h.action in ("mask", "block")]
@@ -69,12 +83,16 @@ class OutputFilter:
     def hold_from(self, text: str, first: int) -> int:
         """Where the tail of `text` that may still become maskable begins (>= `first`)."""
         end = hold = len(text)
-        # Pattern by pattern: a search for partial matches prefers a later complete match
-        # of the alternation to an earlier partial one of another pattern.
-        for pattern in self.patterns:
-            for match in pattern.finditer(text, pos=first, partial=True):
-                if match.end() == end and match.start() < end:  # partial, or may still grow
-                    hold = min(hold, match.start())
+        if self.plain(text):
+            local = LOCAL_TAIL.search(text, first)
+            hold = end if local is None else local.start()
+        else:
+            # Pattern by pattern: a search for partial matches prefers a later complete
+            # match of the alternation to an earlier partial one of another pattern.
+            for pattern in self.patterns:
+                for match in pattern.finditer(text, pos=first, partial=True):
+                    if match.end() == end and match.start() < end:  # partial, or growing
+                        hold = min(hold, match.start())
         lowered = text.lower()
         for size in range(min(self.longest_term, end - first), 0, -1):
             start = end - size
@@ -98,7 +116,8 @@ class StreamMasker:
         text = self._context + self._pending + piece
         first = len(self._context)
         masked = self._filter.spans(text)  # what whole-text masking masks, computed once
-        spans = masked + [m.span() for p in self._filter.patterns for m in p.finditer(text)]
+        spans = masked if self._filter.plain(text) else masked + [
+            m.span() for p in self._filter.patterns for m in p.finditer(text)]
         cut = self._filter.hold_from(text, first)
         # Never cut inside a match: the rest alone would no longer match.
         moved = True

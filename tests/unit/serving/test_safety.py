@@ -134,3 +134,27 @@ def test_a_20000_character_run_is_held_back_boundedly() -> None:
         held = max(held, len(stream._pending))
     sent.append(stream.flush())
     assert held <= 64 + 1 and len("".join(sent)) == 20_000
+
+
+def test_the_shortcut_for_text_without_digits_or_at_signs_agrees_with_the_patterns() -> None:
+    # `OutputFilter()` skips the patterns' scans for text with no digit, "@", "+" or "(";
+    # the same patterns passed explicitly always scan. Both must hold and mask alike.
+    import random
+
+    from serving.safety import PATTERNS
+
+    fast, scanning = OutputFilter(), OutputFilter(patterns=list(PATTERNS))
+    common = list("abcXYZ ._%-,!?\n") + list("中文问题")
+    rare = [*"0123456789@+(", "١", "５"]  # digits of other scripts are `\d` too
+    rng = random.Random(20261204)
+    plain = 0
+    for _ in range(20_000):
+        text = "x" * rng.randrange(60, 70) if rng.random() < 0.2 else ""
+        text += "".join(rng.choice(rare) if rng.random() < 0.03 else rng.choice(common)
+                        for _ in range(rng.randrange(1, 90)))
+        first = rng.randrange(0, len(text) + 1)
+        assert fast.hold_from(text, first) == scanning.hold_from(text, first), (text, first)
+        assert fast.spans(text) == scanning.spans(text), text
+        plain += fast.plain(text)
+    assert 0 < plain < 20_000  # both branches were taken
+    assert not scanning.plain("hello")
