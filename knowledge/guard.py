@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from knowledge.tokens import tokens
@@ -94,8 +94,8 @@ class StreamFactGuard:
     number that may still grow. The first number no source states stops the answer before
     it (`stopped`); the caller ends the text there."""
 
-    def __init__(self, sources: Iterable[str]):
-        self.known = known_facts(sources)
+    def __init__(self, known: Collection[str]):
+        self.known = known  # `known_facts` of the sources
         self.stopped = False
         self._held = ""
         self._line_start = True  # whether what went out last ended a line (or nothing has)

@@ -14,10 +14,11 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import regex
 
-from knowledge.guard import StreamFactGuard
+from knowledge.guard import StreamFactGuard, known_facts
 from serving.router.sensitive import SensitiveMatcher, is_word_char
 
 # Bounded lengths (an e-mail's local part is at most 64 characters, a domain label 63) keep
@@ -149,9 +150,14 @@ class FactCheck:
     stop_text: str
     on_stop: Callable[[], None] = lambda: None
 
+    @cached_property
+    def known(self) -> frozenset[str]:
+        """The facts the sources state, found once for every choice of the answer."""
+        return frozenset(known_facts(self.sources))
+
     def text(self, text: str) -> str:
         """A whole answer, as the stream would have sent it."""
-        guard = StreamFactGuard(self.sources)
+        guard = StreamFactGuard(self.known)
         checked = guard.feed(text)
         checked += "" if guard.stopped else guard.flush()
         if not guard.stopped:
@@ -216,7 +222,7 @@ class SSEFilter:
         if self._facts is None:
             return None
         if index not in self._guards:
-            self._guards[index] = StreamFactGuard(self._facts.sources)
+            self._guards[index] = StreamFactGuard(self._facts.known)
         return self._guards[index]
 
     @property

@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from knowledge.entries import Entry
-from knowledge.guard import StreamFactGuard, check, facts, unsupported_values, value_words
+from knowledge.guard import (
+    StreamFactGuard,
+    check,
+    facts,
+    known_facts,
+    unsupported_values,
+    value_words,
+)
 from knowledge.versions import VersionStore
 
 
@@ -43,7 +50,7 @@ def test_value_words_are_what_tells_subjects_apart_not_their_wording() -> None:
 
 
 def _streamed(sources: list[str], pieces: list[str]) -> tuple[str, bool]:
-    guard = StreamFactGuard(sources)
+    guard = StreamFactGuard(known_facts(sources))
     sent = "".join(guard.feed(p) for p in pieces)
     return sent + guard.flush(), guard.stopped
 
@@ -66,7 +73,7 @@ def test_a_streamed_answer_stops_before_the_first_number_no_source_states() -> N
     assert _streamed(["q"], ["Write to help@shop.example"]) == (
         "Write to help@shop.example", False)  # addresses: the output filter's, not this
     # A run of digits longer than any stated fact is not held back without end.
-    guard = StreamFactGuard(["q"])
+    guard = StreamFactGuard(known_facts(["q"]))
     assert guard.feed("Your code: ") == "Your code: "
     assert "".join(guard.feed("1234") for _ in range(17)) == "" and guard.stopped
     assert guard.flush() == ""
