@@ -12,7 +12,7 @@ SUITES = {"serving": "perf.serving_suite", "sessions": "perf.sessions_suite",
           "dtype": "perf.dtype_suite", "compile": "perf.compile_suite",
           "ingress": "perf.ingress_suite", "filter": "perf.filter_suite",
           "guidellm": "perf.guidellm_suite", "omp-bind": "perf.omp_bind_suite",
-          "placement": "perf.placement_suite"}
+          "placement": "perf.placement_suite", "alone": "perf.alone_suite"}
 
 
 def main() -> int:
