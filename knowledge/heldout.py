@@ -12,7 +12,9 @@ alone, other cities and products) was the check nothing was tuned on until that 
 change to the knowledge base (more ways of asking each shop-wide question) was written after
 seeing its misses; `data/unseen.jsonl`, written after that change, was the check until the
 next day's retrieval change was written after seeing its misses; `data/later.jsonl`, written
-by hand before that change, is the check now. Keep each set out of the knowledge base's
+by hand before that change, was the check until that day's answer-mode changes were written
+after seeing its misses; `data/evening.jsonl`, written by hand at 14:13 on 2026-12-04 before
+the evening's changes, is the check now. Keep each set out of the knowledge base's
 questions.
 """
 
@@ -28,8 +30,9 @@ HELDOUT = Path(__file__).parent / "data" / "heldout.jsonl"
 FRESH = Path(__file__).parent / "data" / "fresh.jsonl"
 UNSEEN = Path(__file__).parent / "data" / "unseen.jsonl"
 LATER = Path(__file__).parent / "data" / "later.jsonl"
+EVENING = Path(__file__).parent / "data" / "evening.jsonl"
 # The checks written after the held-out set, oldest first (what `perf` scores beside it).
-CHECKS = {"fresh": FRESH, "unseen": UNSEEN, "later": LATER}
+CHECKS = {"fresh": FRESH, "unseen": UNSEEN, "later": LATER, "evening": EVENING}
 SEED = 20261202
 
 EN = {
