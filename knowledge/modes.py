@@ -81,12 +81,13 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
     top = allowed[0] if allowed else None
     subject = top is not None and bool(top.entry.mentions)
     stranger = max((h.score for h in hits if not h.eligible), default=0.0)
-    if top is not None and not subject and stranger >= top.score and said not in (
-            "chitchat", "abuse", *CONVERSATION_INTENTS):
+    if top is not None and not subject and not top.stated and stranger >= top.score and (
+            said not in ("chitchat", "abuse", *CONVERSATION_INTENTS)):
         # The question reads most like an entry about a product or city it does not name:
         # "how much is the Zephyr desk?", "delivery to Cairo?". We do not know that one,
         # even when the intent classifier reads "ship to Nairobi?" as an order question.
-        # Complaints and hand-offs still reach the large tier.
+        # Complaints and hand-offs still reach the large tier. (Not when the best entry
+        # states a name the question says: that is what the question is about.)
         return ModeChoice("abstain", f"best match is about another subject ({stranger:.3f} "
                           f">= {top.score:.3f}): the question names something the knowledge "
                           "base does not hold")

@@ -118,11 +118,18 @@ class Retriever:
         self._has_mentions = np.fromiter((bool(e.mentions) for e in kb.entries), dtype=bool,
                                          count=len(kb.entries))
         self._proper = proper_names(kb.entries)
-        self._last: tuple[tuple[str, str], tuple[set[int], str]] | None = None
+        self._last: tuple[tuple[str, str], tuple[set[int], str, set[int]]] | None = None
         self._by_name: dict[str, list[int]] = {}
+        # Entries about no name whose answer states one ("The flagship store is at 88
+        # Lantern Road, Shanghai"): a question that says the name may be asking them.
+        self._stating: dict[str, set[int]] = {}
         for index, entry in enumerate(kb.entries):
             for name in entry.mentions:
                 self._by_name.setdefault(name, []).append(index)
+            if not entry.mentions:
+                for lang in entry.languages:
+                    for name in self.mentions.find(entry.answer(lang)):
+                        self._stating.setdefault(name, set()).add(index)
 
     def embeds(self, text: str, context: str = "") -> bool:
         """Whether `search` would run the embedder (a question not in the cache yet)."""
@@ -135,7 +142,7 @@ class Retriever:
         mentioned when `text` itself names none ("and how much is it?")."""
         if not self.kb.entries:
             return []
-        subject, text = self._prepared(text, context)
+        subject, text, stating = self._prepared(text, context)
         words = tokens(text)
         lexical = np.zeros(len(self.texts), dtype=np.float32)
         if words:
@@ -151,9 +158,11 @@ class Retriever:
         entry_tier = np.where(self._has_mentions, 2, 1).astype(np.int8)
         entry_tier[sorted(subject)] = 0
         # With no subject named, an entry whose answer states a name the question says
-        # ("Alipay") ranks first.
-        stated = set() if subject else {self._proper[w] for w in _WORD.findall(text.lower())
-                                        if w in self._proper}
+        # ("Alipay") ranks first; with one named, so do the entries about no name that state
+        # it: "上海的门店在什么地方？" names Shanghai, and asks the store entry, not the
+        # delivery to Shanghai, which is closer in meaning to the rest of its words.
+        stated = stating if subject else {self._proper[w] for w in _WORD.findall(text.lower())
+                                          if w in self._proper}
         entry_tier[sorted(stated)] = 0
         tier = entry_tier[self.owners]
         allowed = tier < 2
@@ -174,14 +183,16 @@ class Retriever:
                     owner in stated)
                 for owner, p in best_text.items()]
 
-    def _prepared(self, text: str, context: str) -> tuple[set[int], str]:
-        """The subject and the text without its names; the last question's is kept, as the
-        request path asks `embeds` and then `search` of the same one."""
+    def _prepared(self, text: str, context: str) -> tuple[set[int], str, set[int]]:
+        """The subject, the text without its names, and the entries about no name that
+        state a name the text says; the last question's is kept, as the request path asks
+        `embeds` and then `search` of the same one."""
         last = self._last
         if last is not None and last[0] == (text, context):
             return last[1]
         subject, by_kind = self._subject(text, context)
-        prepared = (subject, self.mentions.strip(text, kinds=by_kind))
+        stating = {i for name in self.mentions.find(text) for i in self._stating.get(name, ())}
+        prepared = (subject, self.mentions.strip(text, kinds=by_kind), stating)
         self._last = ((text, context), prepared)
         return prepared
 

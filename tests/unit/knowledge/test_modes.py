@@ -136,3 +136,45 @@ def test_the_retriever_says_which_questions_would_run_the_embedder() -> None:
     # The name is taken out before embedding: another product, same question, same row.
     assert not retriever.embeds(question.replace("Halo", "Iris"))
     assert not Retriever(kb, None).embeds(question)
+
+
+def test_a_named_city_the_store_entry_states_asks_the_store_not_the_delivery_there() -> None:
+    """"上海的门店在什么地方？" got the delivery time to Shanghai (2026-12-04, the later set):
+    Shanghai named that entry as the subject, though the store entry's answer states it."""
+    from knowledge.embedder import E5Small
+    from knowledge.entries import Entry, KnowledgeBase
+    from knowledge.modes import Thresholds, choose
+    from knowledge.retrieval import EmbeddingCache, Retriever
+
+    def entry(entry_id: str, en: tuple[str, str], zh: tuple[str, str],
+              mentions: list[str] | None = None) -> Entry:
+        return Entry.model_validate({"id": entry_id, "questions": {"en": [en[0]], "zh": [zh[0]]},
+                                     "answers": {"en": en[1], "zh": zh[1]},
+                                     "mentions": mentions or []})
+
+    kb = KnowledgeBase.of(1, [
+        entry("store", ("Where is your flagship store?",
+                        "The Lumen Home flagship store is at 88 Lantern Road, Shanghai."),
+              ("你们的旗舰店在哪里？", "Lumen Home 旗舰店位于上海灯笼路 88 号。")),
+        *[entry(f"delivery-{city.lower()}", (f"How long does delivery to {city} take?",
+                                               f"Delivery to {city} takes {days} days."),
+                (f"寄到{zh}要多久？", f"寄到{zh}需要 {days} 天。"), [city, zh])
+          for city, zh, days in (("Shanghai", "上海", 2), ("Berlin", "柏林", 5),
+                                 ("Tokyo", "东京", 4))],
+        *[entry(f"{name.lower()}-price", (f"How much does the {name} lamp cost?",
+                                          f"The {name} lamp costs {price} euros."),
+                (f"{name} 台灯多少钱？", f"{name} 台灯售价 {price} 欧元。"),
+                [f"{name} lamp", f"{name} 台灯", name])
+          for name, price in (("Aurora", 49), ("Jade", 54))],
+    ])
+    retriever = Retriever(kb, EmbeddingCache(E5Small()))
+
+    def answer(question: str) -> tuple[str, str | None]:
+        chosen = choose(retriever.search(question), None, Thresholds())
+        return chosen.mode, chosen.best.entry.id if chosen.best else None
+
+    assert answer("上海的门店在什么地方？") == ("kb", "store")
+    assert answer("What's the address of your Shanghai shop?") == ("kb", "store")
+    assert answer("寄到上海要几天？") == ("kb", "delivery-shanghai")
+    assert answer("How many days does shipping to Shanghai take?") == ("kb", "delivery-shanghai")
+    assert answer("寄到东京要几天？") == ("kb", "delivery-tokyo")
