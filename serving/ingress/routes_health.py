@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from serving import metrics
-from serving.ingress.callers import caller, ingress_of, introspection_refused, pipeline_of
+from serving.ingress.callers import authenticated, ingress_of, introspection_refused, pipeline_of
 
 router = APIRouter()
 metrics_router = APIRouter()
@@ -33,6 +33,6 @@ async def readyz(request: Request) -> JSONResponse:
 @metrics_router.get("/metrics", include_in_schema=False)
 async def prometheus_metrics(request: Request) -> Response:
     if pipeline_of(request).access.metrics_require_key:
-        caller(request)
+        authenticated(request)
     return Response(metrics.render(ingress_of(request).collectors),
                     media_type=CONTENT_TYPE_LATEST)
