@@ -176,6 +176,7 @@ class SSEFilter:
         self._maskers: dict[int, StreamMasker] = {}
         self._guards: dict[int, StreamFactGuard] = {}
         self._sent: list[str] = []  # choice 0's text as it went out: what the store keeps
+        self._changed = False  # whether the event being rewritten differs from the engine's
 
     def rewrite(self, chunk: str) -> str:
         """The event to send instead; "" when nothing of it is left to send."""
@@ -183,11 +184,14 @@ class SSEFilter:
             return chunk
         event = json.loads(chunk[6:])
         choices = event.get("choices") or []
+        self._changed = False
         kept = [c for c in choices if self._rewrite_choice(c)]
         if len(kept) < len(choices):
             if not kept and not event.get("usage"):
                 return ""
             event["choices"] = kept
+        elif not self._changed:
+            return chunk  # most events of a plain answer: sent as the engine wrote them
         return f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
 
     def _rewrite_choice(self, choice: dict) -> bool:
@@ -211,8 +215,10 @@ class SSEFilter:
             if guard.stopped:
                 text += self._facts.stop_text
                 choice["finish_reason"] = "stop"
+                self._changed = True
                 self._facts.on_stop()
         if holder.get(key) is not None or text:
+            self._changed = self._changed or holder.get(key) != text
             holder[key] = text
         if index == 0:
             self._sent.append(text)

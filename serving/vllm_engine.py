@@ -24,7 +24,7 @@ from vllm.exceptions import VLLMClientError
 from vllm.usage.usage_lib import UsageContext
 from vllm.utils.argparse_utils import FlexibleArgumentParser
 from vllm.v1.engine.async_llm import AsyncLLM
-from vllm.v1.metrics.loggers import StatLoggerBase
+from vllm.v1.metrics.loggers import PrometheusStatLogger, StatLoggerBase
 
 from kernel.errors import error_body
 from serving import metrics
@@ -95,6 +95,27 @@ class EngineMetricsLogger(StatLoggerBase):
         metrics.ENGINE_UP.labels(self.tier).set(1)
 
 
+class NoVLLMSeries(PrometheusStatLogger):
+    """vLLM records its own `vllm:` series on every engine step unless a Prometheus logger
+    is among the custom ones; the appliance exports only `onlycs_` series (the rest are
+    filtered out of /metrics), so that work was thrown away: this one records nothing."""
+
+    def __init__(self, vllm_config: Any, engine_indexes: list[int] | None = None):
+        pass  # registers no series
+
+    def record(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def record_sleep_state(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def record_admission_rejection(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def log_engine_initialized(self) -> None:
+        pass
+
+
 class VLLMChatEngine(ChatEngine):
     def __init__(self, options: dict[str, Any]):
         self._options = options
@@ -115,7 +136,7 @@ class VLLMChatEngine(ChatEngine):
                 vllm_config=vllm_config,
                 usage_context=UsageContext.OPENAI_API_SERVER,
                 disable_log_stats=False,
-                stat_loggers=[EngineMetricsLogger],
+                stat_loggers=[EngineMetricsLogger, NoVLLMSeries],
             )
         tasks = await self._engine.get_supported_tasks()
         await init_app_state(self._engine, self._state, args, supported_tasks=tasks)

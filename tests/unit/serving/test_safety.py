@@ -51,6 +51,29 @@ def test_sse_rewrite_masks_a_number_split_across_events() -> None:
     assert out[-1] == "data: [DONE]\n\n"
 
 
+def test_an_event_the_filter_leaves_alone_goes_out_as_the_engine_wrote_it() -> None:
+    import json
+
+    from serving.safety import SSEFilter
+
+    def event(piece: str, finish: str | None = None) -> str:
+        # vLLM's own spacing and key order, which a JSON round trip would not keep.
+        choice = {"index": 0, "delta": {"content": piece}, "logprobs": None,
+                  "finish_reason": finish}
+        return "data: " + json.dumps({"id": "c1", "choices": [choice]},
+                                     separators=(",", ":"), ensure_ascii=False) + "\n\n"
+
+    sse = SSEFilter(OutputFilter())
+    # Released whole as they come: none ends in what could still grow into something masked.
+    plain = [event("你好，"), event("欢迎光临。"), event(" Thanks, "), event("bye. ")]
+    assert [sse.rewrite(e) for e in plain] == plain
+    held = sse.rewrite(event("Call 13800"))  # could be a phone number: held back
+    assert json.loads(held[6:])["choices"][0]["delta"]["content"] == "Call "
+    done = sse.rewrite(event("138000 now", "stop"))
+    assert json.loads(done[6:])["choices"][0]["delta"]["content"] == "*********** now"
+    assert sse.sent_text == "你好，欢迎光临。 Thanks, bye. Call *********** now"
+
+
 @pytest.mark.parametrize("size", [1, 2, 3, 4, 6, 9])
 def test_stream_masking_with_shipped_lists_and_chinese(size: int) -> None:
     from kernel.config import AppConfig
