@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -21,6 +22,10 @@ INLINE_CHARS = 16_384
 # Where the tier's model (or its tokenizer.json) is not on this node, and for the request
 # budget (no tokenizer there): about four characters to a token.
 CHARS_PER_TOKEN = 4
+# The appliance's own replies and its customers' questions repeat all day: counts of texts up
+# to this long are kept (a few thousand, a few hundred kilobytes at most).
+CACHED_CHARS = 2_000
+CACHED_TEXTS = 4_096
 
 
 def estimated_tokens(chars: int) -> int:
@@ -34,6 +39,7 @@ class ReplyTokens:
 
     def __init__(self, tokenizer: Tokenizer | None):
         self.tokenizer = tokenizer
+        self._cached = functools.lru_cache(maxsize=CACHED_TEXTS)(self._encoded_length)
 
     @classmethod
     def for_config(cls, config: AppConfig) -> ReplyTokens:
@@ -53,6 +59,12 @@ class ReplyTokens:
             return 0
         if self.tokenizer is None:
             return estimated_tokens(len(text))
+        if len(text) <= CACHED_CHARS:
+            return self._cached(text)
+        return self._encoded_length(text)
+
+    def _encoded_length(self, text: str) -> int:
+        assert self.tokenizer is not None
         return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
     async def usage(self, req: Any, reply: str) -> dict[str, int]:

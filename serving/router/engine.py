@@ -25,6 +25,8 @@ from serving.router.sensitive import Hit, SensitiveMatcher, strongest
 
 MODEL_DIR = Path(__file__).parent / "model"
 FEATURE_CHARS = 4000
+TEXTS_KEPT = 4096  # distinct message texts whose intent and kb match are kept
+KEPT_CHARS = 1000  # longer ones are rarely sent twice
 HISTORY_ANALYSED = 16  # earlier messages a rebuilt session state reads
 # Below this the classifier's top intent is a guess (ten intents: 10 % is chance), unless
 # the hand-made term signal of that intent backs it. In the routing set every message read
@@ -59,6 +61,13 @@ class Classifier:
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         return _softmax(x @ self.weights + self.bias)
+
+
+@dataclass(frozen=True)
+class _TextFeatures:
+    probs: np.ndarray
+    vector: np.ndarray | None
+    kb_match: float
 
 
 @dataclass
@@ -104,6 +113,10 @@ class RoutingEngine:
         self._cache: OrderedDict[str, SessionState] = OrderedDict()
         self._embedder = None
         self._lock = threading.Lock()
+        # What a message's text alone decides (intent, kb match), by text: customers send
+        # the same few questions all day, and each costs the hashed n-grams and a 16k-wide
+        # product (a tenth of the router's CPU per kb answer, py-spy 2026-12-04).
+        self._by_text: OrderedDict[tuple[str, bool], _TextFeatures] = OrderedDict()
 
     # -- pieces ---------------------------------------------------------------------
 
@@ -130,16 +143,37 @@ class RoutingEngine:
         # A huge message costs no more than a long one: its head and tail carry the signal.
         if len(text) > FEATURE_CHARS:
             text = text[: FEATURE_CHARS // 2] + " " + text[-FEATURE_CHARS // 2:]
-        hashed = feat.hashed_ngrams(text)
         # The embedding only runs when the rules test intent and the cheap classifier is
         # unsure (or when explaining): most messages are decided without it.
         needs_intent = full or any(f.startswith("p_") for f in self.rules.referenced)
-        probs, vector = self.intent(text, hashed, allow_embedding=needs_intent)
+        known = self._text_features(text, needs_intent)
         values = feat.signals(text, turn) | {"length_chars": float(length)}
-        values |= {f"p_{label}": float(p) for label, p in zip(self.fast.labels, probs,
+        values |= {f"p_{label}": float(p) for label, p in zip(self.fast.labels, known.probs,
                                                                strict=True)}
-        values["kb_match"] = float((self.kb @ hashed).max()) if len(self.kb) else 0.0
-        return values, probs, vector
+        values["kb_match"] = known.kb_match
+        return values, known.probs, known.vector
+
+    def _text_features(self, text: str, needs_intent: bool) -> _TextFeatures:
+        key = (text, needs_intent)
+        with self._lock:
+            known = self._by_text.get(key)
+            if known is not None:
+                self._by_text.move_to_end(key)
+                return known
+        hashed = feat.hashed_ngrams(text)
+        probs, vector = self.intent(text, hashed, allow_embedding=needs_intent)
+        kb_match = float((self.kb @ hashed).max()) if len(self.kb) else 0.0
+        for array in (probs, vector):
+            if array is not None:
+                array.setflags(write=False)  # shared by every later message of this text
+        known = _TextFeatures(probs, vector, kb_match)
+        if len(text) > KEPT_CHARS:
+            return known
+        with self._lock:
+            self._by_text[key] = known
+            while len(self._by_text) > TEXTS_KEPT:
+                self._by_text.popitem(last=False)
+        return known
 
     def _session(self, session_id: str | None, history: list[str]) -> tuple[SessionState, bool]:
         """The session's state before this message: from the cache, or rebuilt."""

@@ -134,3 +134,26 @@ def test_an_intent_is_sure_only_with_probability_or_a_term_signal(engine: Routin
     guess = engine.decide("Nova 床头灯有什么配色？")  # a colour question the n-grams cannot read
     assert not guess.intent_sure
     assert max(v for k, v in guess.features.items() if k.startswith("p_")) < 0.3
+
+
+def test_a_text_sent_again_is_decided_alike_without_its_n_grams_again(monkeypatch) -> None:
+    from serving.router import features as feat
+
+    engine = build_engine(AppConfig())
+    hashed: list[str] = []
+    real = feat.hashed_ngrams
+
+    def counting(text: str) -> np.ndarray:
+        hashed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(feat, "hashed_ngrams", counting)
+    first = engine.decide("This is unacceptable, my lamp arrived broken!")
+    again = engine.decide("This is unacceptable, my lamp arrived broken!", session_id="s2")
+    assert hashed == ["This is unacceptable, my lamp arrived broken!"]
+    assert (again.tier, again.rule, again.intent, again.features) == \
+        (first.tier, first.rule, first.intent, first.features)
+    long = "x " * 600  # over the kept length: worked out each time
+    engine.decide(long)
+    engine.decide(long)
+    assert hashed.count(long) == 2
