@@ -14,6 +14,7 @@ import json
 import shutil
 import socket
 import ssl
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -253,6 +254,26 @@ def test_nothing_of_serves_listens_on_the_worker_and_ray_refuses_strangers(
     assert "JOINED" not in plain.stdout
 
 
+def _seen_from_the_host(guest: Guest, command: str) -> str:
+    """A command in the guest's namespaces through nsenter: works when its sshd does not."""
+    done = subprocess.run(["nsenter", "-t", str(guest.leader), "-a", "sh", "-c", command],
+                          capture_output=True, text=True, timeout=60)
+    return done.stdout + done.stderr
+
+
+def _start_worker(worker: Guest) -> None:
+    started = time.monotonic()
+    try:
+        done = worker.ssh("systemctl start onlycs-ray-worker", timeout=300)
+    except subprocess.TimeoutExpired:
+        pytest.fail("systemctl start onlycs-ray-worker: no answer in 300 s\n" +
+                    _seen_from_the_host(worker, "systemctl list-jobs --no-pager; systemctl "
+                                        "status onlycs-ray-worker --no-pager -n 60; uptime; "
+                                        "free -m; ps -eo pid,stat,etime,comm | tail -40"))
+    assert done.returncode == 0, done.stderr
+    print(f"the worker's Ray started again in {time.monotonic() - started:.1f} s")
+
+
 def test_the_head_serves_alone_while_the_worker_is_down_then_both_again(
         nodes: tuple[Guest, Guest], serving: None, tls: ssl.SSLContext,
         admin_key: str) -> None:
@@ -270,7 +291,7 @@ def test_the_head_serves_alone_while_the_worker_is_down_then_both_again(
     assert after == [(200, HEAD_IP)] * 8, (outcomes, after)
     assert _chat(tls, admin_key, "complaint", "This is unacceptable, my lamp arrived "
                  "broken!", model="auto")[0] == 200  # the large tier stays on the head
-    assert worker.ssh("systemctl start onlycs-ray-worker").returncode == 0
+    _start_worker(worker)
     wait_until(lambda: _readiness(tls, admin_key)[0] == "ready", timeout_s=600,
                interval_s=10, what="the worker's replica back")
     again = [_chat(tls, admin_key, f"back-{i}-{uuid.uuid4().hex[:6]}") for i in range(24)]
