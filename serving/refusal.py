@@ -40,23 +40,28 @@ def pieces_of(text: str, words: int = 3, chars: int = 8) -> list[str]:
 async def refusal_stream(req: Any, text: str, *, model: str = MODEL,
                          finish_reason: str = "content_filter",
                          usage: dict[str, int] | None = None) -> AsyncIterator[str]:
-    """The whole text as SSE: a role chunk, the content, then the finish reason, the way
-    an engine's stream ends."""
+    """The whole text as SSE: a role event, the content in pieces, then the finish reason,
+    the way an engine's stream ends. Every event before `[DONE]` comes in one chunk (the
+    text is all there: one write, not one per piece); `[DONE]` comes alone, so the caller
+    can hold it back until the turn is stored."""
     body = refusal_body(req, text, model=model, finish_reason=finish_reason, usage=usage)
     chat = body["object"] == "chat.completion"
     base = {"id": body["id"], "object": "chat.completion.chunk" if chat else "text_completion",
             "created": body["created"], "model": model}
+    events = []
     if chat:
         pieces = [{"role": "assistant", "content": ""}, *({"content": p} for p in pieces_of(text))]
         for delta in pieces:
             choice = {"index": 0, "delta": delta, "finish_reason": None}
-            yield f"data: {json.dumps(base | {'choices': [choice]}, ensure_ascii=False)}\n\n"
+            event = json.dumps(base | {"choices": [choice]}, ensure_ascii=False)
+            events.append(f"data: {event}\n\n")
         last = {"index": 0, "delta": {}, "finish_reason": finish_reason}
     else:
         last = {"index": 0, "text": text, "finish_reason": finish_reason}
     chunk = base | {"choices": [last]}
-    yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+    events.append(f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n")
     options = getattr(req, "stream_options", None)
     if options is not None and options.include_usage:
-        yield f"data: {json.dumps(chunk | {'choices': [], 'usage': body['usage']})}\n\n"
+        events.append(f"data: {json.dumps(chunk | {'choices': [], 'usage': body['usage']})}\n\n")
+    yield "".join(events)
     yield "data: [DONE]\n\n"

@@ -199,7 +199,7 @@ class RequestPipeline:
             events = refusal_stream(req, text, usage=usage, **shape)
             if turn is not None:
                 events = stored_stream(events, self.sessions.save(turn, text))
-            return StreamReply(events, route)
+            return StreamReply(events, route, ready=True)
         if turn is not None:
             await self.sessions.save(turn, text)
         return Reply(200, refusal_body(req, text, usage=usage, **shape), route)
@@ -238,7 +238,7 @@ class RequestPipeline:
         if req.stream:
             return StreamReply(refusal_stream(req, reply.text(), model=result["body"].get(
                 "model", route.tier), finish_reason="stop", usage=result["body"].get("usage")),
-                route)
+                route, ready=True)
         return reply
 
     async def _dispatch(self, method: str, body: dict[str, Any], route: Route,

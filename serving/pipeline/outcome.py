@@ -61,10 +61,13 @@ class Reply:
 
 @dataclass(frozen=True)
 class StreamReply:
-    """An answer as SSE events, already filtered; the turn is stored before `[DONE]`."""
+    """An answer as SSE events, already filtered; the turn is stored before `[DONE]`.
+    `ready`: the appliance wrote the answer itself, so every event but `[DONE]` is there at
+    once and nothing is generated for a client that leaves."""
 
     events: AsyncIterator[str]
     route: Route
+    ready: bool = False
 
 
 Outcome = Reply | StreamReply

@@ -41,6 +41,16 @@ def _ask(text: str, **extra: object) -> ChatRequest:
         {"model": "auto", "messages": [{"role": "user", "content": text}]} | extra)
 
 
+def _events(chunk: str) -> list[str]:
+    """The SSE events in one chunk of a stream (an answer the appliance wrote itself
+    comes as one chunk of events, then `[DONE]`)."""
+    return [f"{event}\n\n" for event in chunk.split("\n\n") if event]
+
+
+async def _streamed(outcome: StreamReply) -> list[str]:
+    return [event async for chunk in outcome.events for event in _events(chunk)]
+
+
 def _calls(tiers) -> int:
     return sum(len(t.engine.bodies) for t in tiers.values())
 
@@ -60,8 +70,11 @@ async def test_a_confident_fact_is_answered_from_the_entry_without_an_engine(
 
 async def test_a_chinese_question_gets_the_chinese_answer_streamed(kb_pipeline, tiers) -> None:
     outcome = await kb_pipeline.chat(_ask("Halo 落地灯的质保期是几年？", stream=True), {}, CLIENT)
-    assert isinstance(outcome, StreamReply) and outcome.route.mode == "kb"
-    events = [e async for e in outcome.events]
+    assert isinstance(outcome, StreamReply) and outcome.route.mode == "kb" and outcome.ready
+    chunks = [c async for c in outcome.events]
+    # Every event before [DONE] in one write; [DONE] alone, once the turn is stored.
+    assert len(chunks) == 2 and len(_events(chunks[0])) > 3
+    events = [e for c in chunks for e in _events(c)]
     text = "".join(json.loads(e[6:])["choices"][0]["delta"].get("content", "")
                    for e in events if e.startswith("data: {"))
     assert text == "Halo 落地灯 保修 3 年。" and events[-1] == "data: [DONE]\n\n"
@@ -85,8 +98,8 @@ async def test_a_streamed_kb_answer_goes_out_before_its_turn_is_stored_and_ends_
             {"x-session-id": "s-early"}, CLIENT)
         events, text = aiter(outcome.events), ""
         while "24 W" not in text:
-            chunk = json.loads((await anext(events))[6:])
-            text += chunk["choices"][0]["delta"].get("content", "")
+            for event in _events(await anext(events)):
+                text += json.loads(event[6:])["choices"][0]["delta"].get("content", "")
         return events, text
 
     # A hang guard, not a timing: text that waited for the store would never come.
@@ -359,7 +372,7 @@ async def test_a_shop_wide_question_without_a_decisive_entry_is_offered_the_entr
     question = "退货寄回后多久能收到退款？"
     outcome = await kb_pipeline.chat(_ask(question, stream=True), {}, CLIENT)
     assert isinstance(outcome, StreamReply)
-    events = [e async for e in outcome.events]
+    events = await _streamed(outcome)
     text = "".join(json.loads(e[6:])["choices"][0]["delta"].get("content", "")
                    for e in events if e.startswith("data: {"))
     assert outcome.route.mode == "suggest" and _calls(tiers) == 0
