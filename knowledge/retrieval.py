@@ -9,6 +9,7 @@ question's weight the entry covers, 0..1) so that both halves are absolute, not 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -27,6 +28,8 @@ from knowledge.tokens import tokens
 DENSE_WEIGHT = 0.6
 _WORD = re.compile(r"[a-z]+")
 QUERY_CACHE = 4096  # distinct questions whose embedding is kept
+RANKINGS_KEPT = 4096  # distinct (question, earlier turns) rankings kept per version
+RANKED_CHARS = 1000  # longer questions are rarely asked twice word for word
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,9 @@ class Retriever:
                                          count=len(kb.entries))
         self._proper = proper_names(kb.entries)
         self._last: tuple[tuple[str, str], tuple[set[int], str, set[int]]] | None = None
+        # A shop's customers ask the same few questions all day, many by the chat widget's
+        # buttons, word for word: their ranking (a fixed version's) is kept.
+        self._ranked = functools.lru_cache(maxsize=RANKINGS_KEPT)(self._rank)
         self._by_name: dict[str, list[int]] = {}
         # Entries about no name whose answer states one ("The flagship store is at 88
         # Lantern Road, Shanghai"): a question that says the name may be asking them.
@@ -142,6 +148,11 @@ class Retriever:
         mentioned when `text` itself names none ("and how much is it?")."""
         if not self.kb.entries:
             return []
+        if len(text) + len(context) > RANKED_CHARS:
+            return list(self._rank(text, top_k, context))
+        return list(self._ranked(text, top_k, context))
+
+    def _rank(self, text: str, top_k: int, context: str) -> tuple[Hit, ...]:
         subject, text, stating = self._prepared(text, context)
         words = tokens(text)
         lexical = np.zeros(len(self.texts), dtype=np.float32)
@@ -178,10 +189,10 @@ class Retriever:
                 counts[kind] += 1
                 if counts[0] == top_k and counts[1] == top_k:
                     break
-        return [Hit(self.kb.entries[owner], float(fused[p]), float(dense[p]),
-                    float(min(lexical[p], 1.0)), self.texts[p], bool(allowed[p]),
-                    owner in stated)
-                for owner, p in best_text.items()]
+        return tuple(Hit(self.kb.entries[owner], float(fused[p]), float(dense[p]),
+                         float(min(lexical[p], 1.0)), self.texts[p], bool(allowed[p]),
+                         owner in stated)
+                     for owner, p in best_text.items())
 
     def _prepared(self, text: str, context: str) -> tuple[set[int], str, set[int]]:
         """The subject, the text without its names, and the entries about no name that

@@ -178,3 +178,31 @@ def test_a_named_city_the_store_entry_states_asks_the_store_not_the_delivery_the
     assert answer("寄到上海要几天？") == ("kb", "delivery-shanghai")
     assert answer("How many days does shipping to Shanghai take?") == ("kb", "delivery-shanghai")
     assert answer("寄到东京要几天？") == ("kb", "delivery-tokyo")
+
+
+def test_a_question_asked_again_word_for_word_is_ranked_once_per_version() -> None:
+    from knowledge.entries import Entry, KnowledgeBase
+    from knowledge.retrieval import RANKED_CHARS, Retriever
+
+    kb = KnowledgeBase.of(1, [Entry.model_validate(
+        {"id": f"{name.lower()}-price", "questions": {"en": [f"How much is the {name} lamp?"]},
+         "answers": {"en": f"The {name} lamp costs 9 euros."}, "product": f"{name} lamp",
+         "mentions": [f"{name} lamp"]}) for name in ("Halo", "Iris")])
+    retriever, scored = Retriever(kb, None), []
+    get_scores = retriever.bm25.get_scores
+    retriever.bm25.get_scores = lambda words: scored.append(words) or get_scores(words)
+    first = retriever.search("How much is the Halo lamp?")
+    assert retriever.search("How much is the Halo lamp?") == first
+    assert first[0].entry.id == "halo-price" and len(scored) == 1
+    # Another wording, other earlier turns, another top_k: ranked again.
+    retriever.search("How much is it?", context="Tell me about the Iris lamp")
+    retriever.search("How much is it?", context="Tell me about the Halo lamp")
+    retriever.search("How much is the Halo lamp?", top_k=1)
+    assert len(scored) == 4
+    long = "How much is the Halo lamp? " + "x" * RANKED_CHARS  # not kept
+    retriever.search(long)
+    retriever.search(long)
+    assert len(scored) == 6
+    # The next version's retriever ranks afresh.
+    fresh = Retriever(KnowledgeBase.of(2, list(kb.entries)), None)
+    assert fresh.search("How much is the Halo lamp?") == first
