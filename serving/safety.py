@@ -170,9 +170,12 @@ class SSEFilter:
     """Rewrites a stream's SSE events so each choice's text goes through a StreamMasker,
     then the fact guard when there is one (a stopped choice's later events are dropped)."""
 
-    def __init__(self, output_filter: OutputFilter, facts: FactCheck | None = None):
+    def __init__(self, output_filter: OutputFilter, facts: FactCheck | None = None,
+                 choices: int = 1):
         self._filter = output_filter
         self._facts = facts
+        self._choices = choices
+        self._ended: set[int] = set()  # choices finished or stopped
         self._maskers: dict[int, StreamMasker] = {}
         self._guards: dict[int, StreamFactGuard] = {}
         self._sent: list[str] = []  # choice 0's text as it went out: what the store keeps
@@ -204,6 +207,8 @@ class SSEFilter:
         if holder is None:
             return True
         finished = choice.get("finish_reason") is not None
+        if finished:
+            self._ended.add(index)
         text = masker.feed(holder.get(key) or "")
         if finished:
             text += masker.flush()
@@ -215,6 +220,7 @@ class SSEFilter:
             if guard.stopped:
                 text += self._facts.stop_text
                 choice["finish_reason"] = "stop"
+                self._ended.add(index)
                 self._changed = True
                 self._facts.on_stop()
         if holder.get(key) is not None or text:
@@ -234,6 +240,13 @@ class SSEFilter:
     @property
     def sent_text(self) -> str:
         return "".join(self._sent)
+
+    @property
+    def cut_short(self) -> bool:
+        """The fact guard stopped a choice and every choice has ended: what the engine
+        writes from here would all be dropped."""
+        return (len(self._ended) >= self._choices
+                and any(g.stopped for g in self._guards.values()))
 
 
 def mask_response(output_filter: OutputFilter, body: dict,

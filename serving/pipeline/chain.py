@@ -260,8 +260,10 @@ class RequestPipeline:
                     await self.sessions.save(turn, reply.text())
                 return reply
             save = (lambda text: self.sessions.save(turn, text)) if turn is not None else None
+            usage_wanted = bool((body.get("stream_options") or {}).get("include_usage"))
             events = relay(opened.first, opened.stream, self.output_filter, save,
-                           lambda: self.admission.end(tier, sequences), facts)
+                           lambda: self.admission.end(tier, sequences), facts, sequences,
+                           usage_wanted)
             streaming = True
             return StreamReply(events, route)
         finally:

@@ -181,3 +181,23 @@ def test_the_shortcut_for_text_without_digits_or_at_signs_agrees_with_the_patter
         plain += fast.plain(text)
     assert 0 < plain < 20_000  # both branches were taken
     assert not scanning.plain("hello")
+
+
+def test_a_stream_is_cut_short_once_the_guard_stopped_and_every_choice_ended() -> None:
+    import json
+
+    from serving.safety import FactCheck, SSEFilter
+
+    def event(index: int, text: str, finish: str | None = None) -> str:
+        choice = {"index": index, "delta": {"content": text}, "finish_reason": finish}
+        return f"data: {json.dumps({'choices': [choice]})}\n\n"
+
+    sse = SSEFilter(OutputFilter(), FactCheck(("Hello",), " …"), choices=2)
+    sse.rewrite(event(0, "It ships in 3 days "))
+    sse.rewrite(event(1, "Hello "))
+    assert not sse.cut_short  # choice 0 stopped, choice 1 still going
+    sse.rewrite(event(1, "there", "stop"))
+    assert sse.cut_short
+    plain = SSEFilter(OutputFilter(), FactCheck(("Hello",), " …"))
+    plain.rewrite(event(0, "Hello there", "stop"))
+    assert not plain.cut_short  # ended, nothing stopped: the engine's own end follows

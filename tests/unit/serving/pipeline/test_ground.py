@@ -398,3 +398,29 @@ async def test_with_suggest_off_a_shop_wide_answer_that_echoes_the_question_is_r
     unsure = await pipeline.chat(_ask(loose, structured_outputs={"choice": [loose]}), {},
                                  CLIENT)
     assert unsure.route.mode == "grounded" and "人工" in unsure.text()
+
+
+@pytest.mark.parametrize("usage", [False, True])
+async def test_a_stopped_open_answer_ends_at_once_and_its_engine_request_is_cancelled(
+        kb_pipeline, tiers, usage: bool) -> None:
+    """After the stop the engine's words would all be dropped: the request is cancelled
+    and [DONE] follows the stop, unless the client asked for the usage event, which only
+    the engine's whole stream carries."""
+    invented = "Your order ships in 3 days " + "and then some more words " * 40
+    body: dict = {"model": "auto", "stream": True, "structured_outputs": {"choice": [invented]},
+                  "messages": [{"role": "user", "content": "Hello!"}]}
+    if usage:
+        body["stream_options"] = {"include_usage": True}
+    outcome = await kb_pipeline.chat(ChatRequest.model_validate(body),
+                                     {"x-session-id": f"cut-{usage}"}, CLIENT)
+    assert isinstance(outcome, StreamReply) and outcome.route.mode == "open"
+    events = [e async for e in outcome.events]
+    stream = next(t.streams[-1] for t in tiers.values() if t.streams)
+    assert stream.cancelled is not usage
+    chunks = [json.loads(e[6:])["choices"] for e in events if e.startswith("data: {")]
+    text = "".join(c[0]["delta"].get("content") or "" for c in chunks if c)
+    assert text.startswith("Your order ships in …") and "3" not in text and "more" not in text
+    assert events[-1] == "data: [DONE]\n\n"
+    assert kb_pipeline.sessions.store.export(f"key-a/cut-{usage}")[-1]["content"] == text
+    if not usage:  # the stop event, then [DONE]: nothing after the stop waited on the engine
+        assert json.loads(events[-2][6:])["choices"][0]["finish_reason"] == "stop"
