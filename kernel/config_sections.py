@@ -51,7 +51,16 @@ class LimitsConfig(Section):
     )
     max_pending_per_tier: int = Field(
         512, ge=1, description="Admission bound: sequences (prompts x n) in flight plus "
-        "queued per tier; beyond it new requests get 503 with Retry-After.")
+        "queued per tier; beyond it a request waits (admission_wait_s), then gets 503 "
+        "with Retry-After.")
+    admission_wait_s: float = Field(
+        10.0, ge=0, le=600, description="How long a request waits for a place in a full "
+        "tier before its 503; places go to whoever asked first (a session refused before "
+        "keeps its first refusal's time). 0: refuse at once (a load balancer in front "
+        "that retries another node).")
+    max_waiting_per_tier: int = Field(
+        512, ge=1, description="Requests that may wait for a place in one full tier; "
+        "beyond it the newest asker is refused at once.")
     max_prompts: int = Field(
         32, ge=1, description="Prompts one /v1/completions list may hold.")
     max_stop: int = Field(8, ge=1, description="Entries of a `stop` list (each at most 256 "

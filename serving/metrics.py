@@ -45,6 +45,9 @@ REQUEST_DURATION = Histogram(
 IN_FLIGHT = Gauge(
     "onlycs_requests_in_flight", "API requests being answered now, by tier.",
     ["tier"], multiprocess_mode="livesum")
+WAITING = Gauge(
+    "onlycs_requests_waiting", "API requests waiting for a place in a full tier, by tier.",
+    ["tier"], multiprocess_mode="livesum")
 ROUTER_DECISION = Histogram(
     "onlycs_router_decision_seconds", "Time the router takes to choose a tier.",
     buckets=DECISION_BUCKETS)

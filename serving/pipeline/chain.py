@@ -78,7 +78,10 @@ class RequestPipeline:
         self.shared = SharedState(store)
         self.decider = TierDecider(config)
         self._take_rules(self.shared.load(ROUTER_RULES))
-        self.admission = Admission(config.tier_names, config.limits.max_pending_per_tier)
+        limits = config.limits
+        self.admission = Admission(config.tier_names, limits.max_pending_per_tier,
+                                   wait_s=limits.admission_wait_s,
+                                   max_waiting_per_tier=limits.max_waiting_per_tier)
         self.adapters = AdapterControl(config, handles[config.lora.tier], self.shared)
         self._follower: asyncio.Task | None = None
         self.dispatcher = TierDispatcher(handles)
@@ -161,20 +164,28 @@ class RequestPipeline:
             assert answer is not None
             self.access.charge(caller, estimated_prompt_tokens(req))
             return await self._answer_itself(req, decision, answer, turn, persona)
-        self.admission.admit(decision.tier, req.sequences)
-        self.access.charge(caller, charged_tokens(req, max_tokens))
-        metrics.ROUTING_DECISIONS.labels(decision.tier, decision.rule).inc()
-        decision = replace(decision, adapter=self.adapters.resolve(decision.tier,
-                                                                   decision.adapter))
-        body = engine_body(req, decision.adapter or decision.tier, max_tokens,
-                           masked_text=decision.masked_text, session_id=session_id,
-                           rewrites=decision.rewrites)
-        if decision.tier == self.adapters.tier:
-            self.adapters.tier_body(body)
-        route = knowledge_route(decision.tier, decision.rule, answer, adapter=decision.adapter,
-                                session_id=turn.client_id if turn else None)
-        if answer is not None and answer.mode == "grounded":
-            self.knowledge.ground_body(body, answer)
+        tier = decision.tier
+        await self.admission.acquire(tier, req.sequences, session_id)
+        # From here the tier's places are held: `_grounded` and `_dispatch` release them.
+        try:
+            self.access.charge(caller, charged_tokens(req, max_tokens))
+            metrics.ROUTING_DECISIONS.labels(tier, decision.rule).inc()
+            decision = replace(decision, adapter=self.adapters.resolve(tier, decision.adapter))
+            body = engine_body(req, decision.adapter or tier, max_tokens,
+                               masked_text=decision.masked_text, session_id=session_id,
+                               rewrites=decision.rewrites)
+            if tier == self.adapters.tier:
+                self.adapters.tier_body(body)
+            route = knowledge_route(tier, decision.rule, answer, adapter=decision.adapter,
+                                    session_id=turn.client_id if turn else None)
+            grounded = answer is not None and answer.mode == "grounded"
+            if grounded:
+                self.knowledge.ground_body(body, answer)
+        except BaseException:
+            self.admission.release(tier, req.sequences)
+            raise
+        if grounded:
+            assert answer is not None
             return await self._grounded(req, body, route, turn, answer)
         facts = (self.knowledge.fact_check(req, answer)
                  if isinstance(req, ChatRequest) and answer is not None else None)
@@ -212,11 +223,10 @@ class RequestPipeline:
         body.pop("stream_options", None)
         tier = route.tier
         assert tier is not None
-        self.admission.begin(tier, req.sequences)
         try:
             opened = await self.dispatcher.open(tier, "chat", body)
         finally:
-            self.admission.end(tier, req.sequences)
+            self.admission.release(tier, req.sequences)
         result = opened.result
         assert result is not None
         route = replace(route, node=opened.node)
@@ -246,7 +256,6 @@ class RequestPipeline:
                         facts: FactCheck | None = None) -> Outcome:
         tier = route.tier
         assert tier is not None
-        self.admission.begin(tier, sequences)
         streaming = False
         try:
             opened = await self.dispatcher.open(tier, method, body)
@@ -262,13 +271,13 @@ class RequestPipeline:
             save = (lambda text: self.sessions.save(turn, text)) if turn is not None else None
             usage_wanted = bool((body.get("stream_options") or {}).get("include_usage"))
             events = relay(opened.first, opened.stream, self.output_filter, save,
-                           lambda: self.admission.end(tier, sequences), facts, sequences,
+                           lambda: self.admission.release(tier, sequences), facts, sequences,
                            usage_wanted)
             streaming = True
             return StreamReply(events, route)
         finally:
             if not streaming:
-                self.admission.end(tier, sequences)
+                self.admission.release(tier, sequences)
 
     async def _refuse(self, req: Request, decision: RouteDecision,
                       turn: PendingTurn | None) -> Outcome:

@@ -40,6 +40,8 @@ default_max_tokens = {default_max_tokens}
 max_tokens_limit = 2048
 max_n = 4
 max_pending_per_tier = 40
+admission_wait_s = 2
+max_waiting_per_tier = 2
 [models]
 root = "{models_root}"
 [tiers.small]

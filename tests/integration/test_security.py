@@ -80,8 +80,9 @@ def test_rate_limited_key_gets_429_while_others_are_served(appliance: Appliance)
 
 def test_overload_gets_503_with_retry_after_never_a_hang(appliance: Appliance) -> None:
     """Fill the small tier to its admission bound with streams that are visibly being
-    served, then knock: the extra requests are refused at once, and once the streams
-    go away the tier admits again."""
+    served, then knock: the extra requests are refused (two after their 2 s in line, the
+    third at once: the line holds two, see the test config), and once the streams go away
+    the tier admits again."""
     bound = 40  # limits.max_pending_per_tier in the test config
     hold = {"model": "small", "max_tokens": 2000, "ignore_eos": True, "stream": True,
             "messages": [{"role": "user", "content": "Tell me a very long story."}]}
