@@ -3,9 +3,12 @@ streamed turns with think time between them, started over a short ramp.
 
 The appliance runs with its default admission bound, so beyond what the engines can
 hold it answers 503 + Retry-After (or 429 per key); a session honours Retry-After and
-tries again. Counted: sessions completed, refusals (429/503 with Retry-After), and
-failures of any other kind (must be zero). Sampled every two seconds: the resident
-memory and open file descriptors of every appliance process.
+tries again. Counted: sessions completed, refusals (429/503 with Retry-After; per turn
+too: the most one turn got), and failures of any other kind (must be zero). A turn's
+latency runs from its first try to its [DONE], refusals and their waits included.
+`ONLYCS_PERF_ADMISSION_WAIT_S` sets `limits.admission_wait_s` (0: refused at once).
+Sampled every two seconds: the resident memory and open file descriptors of every
+appliance process.
 
 Baseline in the same run: the same appliance idle, before the load (memory, fds).
 """
@@ -13,6 +16,7 @@ Baseline in the same run: the same appliance idle, before the load (memory, fds)
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import secrets
 import statistics
@@ -32,6 +36,7 @@ THINK_S = (2.0, 8.0)
 REPLY_TOKENS = 8
 MAX_ATTEMPTS = 60  # per turn; a session gives up (counted as failed) after this many 503s
 SAMPLE_EVERY_S = 2.0
+WAIT_ENV = "ONLYCS_PERF_ADMISSION_WAIT_S"
 
 
 def customer_lines() -> list[str]:
@@ -49,6 +54,7 @@ class Tally:
     def __init__(self) -> None:
         self.outcomes: Counter[str] = Counter()
         self.refusals: Counter[int] = Counter()
+        self.refusals_per_turn: dict[str, int] = {}  # 503/429s before the turn's answer
         self.refusals_without_retry_after = 0
         self.errors: Counter[str] = Counter()
         self.open_streams = 0
@@ -60,11 +66,12 @@ class Tally:
 
 
 async def _turn(http: aiohttp.ClientSession, url: str, session_id: str, text: str,
-                tally: Tally) -> bool:
+                tally: Tally, turn_key: str) -> bool:
     body = {"model": "auto", "max_tokens": REPLY_TOKENS, "stream": True, "user": session_id,
             "messages": [{"role": "user", "content": text}]}
-    for _ in range(MAX_ATTEMPTS):
-        started = time.perf_counter()
+    started = time.perf_counter()  # a turn's latency is the customer's: from its first try
+    for attempt in range(MAX_ATTEMPTS):
+        tally.refusals_per_turn[turn_key] = attempt
         try:
             async with http.post(f"{url}/v1/chat/completions", json=body) as response:
                 if response.status in (429, 503):
@@ -98,6 +105,7 @@ async def _turn(http: aiohttp.ClientSession, url: str, session_id: str, text: st
         except (TimeoutError, aiohttp.ClientError) as exc:
             tally.errors[type(exc).__name__] += 1
             return False
+    tally.refusals_per_turn[turn_key] = MAX_ATTEMPTS
     tally.errors["gave up after retries"] += 1
     return False
 
@@ -110,7 +118,8 @@ async def _session(http: aiohttp.ClientSession, url: str, delay: float, tally: T
     tally.peak_active_sessions = max(tally.peak_active_sessions, tally.active_sessions)
     try:
         for turn in range(TURNS):
-            if not await _turn(http, url, session_id, random.choice(lines), tally):
+            if not await _turn(http, url, session_id, random.choice(lines), tally,
+                               f"{session_id}/{turn}"):
                 tally.outcomes["failed"] += 1
                 return
             if turn < TURNS - 1:
@@ -145,7 +154,10 @@ def _footprint(pid: int) -> tuple[float, int]:
 def run() -> dict:
     tally = Tally()
     samples: list[dict] = []
-    with appliance({"limits": {"max_pending_per_tier": 512}}) as (url, _, pid):
+    limits: dict = {"max_pending_per_tier": 512}
+    if WAIT_ENV in os.environ:  # e.g. 0: refused at once, as before the line existed
+        limits["admission_wait_s"] = float(os.environ[WAIT_ENV])
+    with appliance({"limits": limits}) as (url, _, pid):
         idle = [_footprint(pid) for _ in range(3)]
         stop = threading.Event()
         started = time.monotonic()
@@ -168,11 +180,17 @@ def run() -> dict:
     idle_rss = statistics.median(r for r, _ in idle)
     peak_rss = max(s["rss_mib"] for s in samples)
     latency = sorted(tally.turn_latency)
+    refused_turns = sorted(tally.refusals_per_turn.values())
     summary = {
         "sessions": SESSIONS, "turns_each": TURNS,
+        "admission_wait_s": limits.get("admission_wait_s", "default"),
         "completed": tally.outcomes["completed"], "failed": tally.outcomes["failed"],
         "refused_503": tally.refusals[503], "refused_429": tally.refusals[429],
         "refusals_without_retry_after": tally.refusals_without_retry_after,
+        "turns_refused_at_least_once": sum(n > 0 for n in refused_turns),
+        "refusals_of_one_turn_p99": (refused_turns[int(len(refused_turns) * 0.99)]
+                                     if refused_turns else None),
+        "refusals_of_one_turn_max": refused_turns[-1] if refused_turns else None,
         "errors": dict(tally.errors),
         "peak_active_sessions": tally.peak_active_sessions,
         "peak_open_streams": tally.peak_open_streams,
