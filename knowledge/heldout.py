@@ -14,8 +14,9 @@ seeing its misses; `data/unseen.jsonl`, written after that change, was the check
 next day's retrieval change was written after seeing its misses; `data/later.jsonl`, written
 by hand before that change, was the check until that day's answer-mode changes were written
 after seeing its misses; `data/evening.jsonl`, written by hand at 14:13 on 2026-12-04 before
-the evening's changes, is the check now. Keep each set out of the knowledge base's
-questions.
+the evening's changes, was the check until the night's retrieval change; `data/night.jsonl`,
+written by hand at 20:20 on 2026-12-04 before it, is the check now. Keep each set out of the
+knowledge base's questions.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ FRESH = Path(__file__).parent / "data" / "fresh.jsonl"
 UNSEEN = Path(__file__).parent / "data" / "unseen.jsonl"
 LATER = Path(__file__).parent / "data" / "later.jsonl"
 EVENING = Path(__file__).parent / "data" / "evening.jsonl"
+NIGHT = Path(__file__).parent / "data" / "night.jsonl"
 # The checks written after the held-out set, oldest first (what `perf` scores beside it).
-CHECKS = {"fresh": FRESH, "unseen": UNSEEN, "later": LATER, "evening": EVENING}
+CHECKS = {"fresh": FRESH, "unseen": UNSEEN, "later": LATER, "evening": EVENING,
+          "night": NIGHT}
 SEED = 20261202
 
 EN = {
