@@ -7,7 +7,10 @@ path), scored against the knowledge base.
   that subject: one in no entry about the question's product or city (nor in the shop-wide
   entries, nor the question): an invented price, or another lamp's; or a value word (a
   colour, a city, a product's name: `guard.value_words`) in none of those entries, even one
-  the question said ("Is the Nova available in black?" "Yes, in black.");
+  the question said ("Is the Nova available in black?" "Yes, in black."). For a question
+  the knowledge base cannot answer, the subject is whatever product or city it names: "How
+  do I reset the Pixel?" answered with the Pixel's price states no wrong fact (nor an
+  answer);
 - abstained: the route header says mode=abstain, or the reply is the abstain reply (the
   fact guard put it in place of a grounded answer);
 - offered: mode=suggest, or a grounded answer the fact guard replaced by that same reply: a
@@ -29,6 +32,7 @@ import httpx
 from knowledge.entries import Entry, KnowledgeBase
 from knowledge.guard import check, facts, unsupported_values
 from knowledge.lumen import COLORS, COLORS_ZH
+from knowledge.mentions import MentionIndex
 
 ROUTE_HEADER = "x-onlycs-route"
 KNOWLEDGE_HEADER = "x-onlycs-knowledge"
@@ -74,6 +78,7 @@ def evaluate(client: httpx.Client, kb: KnowledgeBase, questions: list[dict[str, 
     latency: dict[str, list[float]] = defaultdict(list)
     details: list[dict[str, Any]] = []
     headers = {} if grounding else {KNOWLEDGE_HEADER: "off"}
+    names = MentionIndex(kb.entries)
     for number, row in enumerate(questions, start=1):
         started = time.perf_counter()
         response = client.post("/v1/chat/completions", headers=headers, json={
@@ -100,7 +105,9 @@ def evaluate(client: httpx.Client, kb: KnowledgeBase, questions: list[dict[str, 
             tally["unanswerable"] += 1
             tally["abstained"] += abstained
             tally["declined"] += abstained or offered
-            known = [row["question"], *true_of(kb, set())]
+            # What the knowledge base says of a name the question says is no wrong fact,
+            # though it does not answer ("How do I reset the Pixel?" "It costs 12.90 euros.")
+            known = [row["question"], *true_of(kb, set(names.find(row["question"])))]
         wrong = not check(reply, known).passed or bool(
             unsupported_values(reply, known[1:], kb.value_words[row["lang"]]))
         tally["wrong_fact"] += wrong
