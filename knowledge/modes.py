@@ -93,6 +93,8 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
                           "base does not hold")
     if said in SMALL_TALK_INTENTS and not _confident(allowed, limits):
         return ModeChoice("open", f"intent {said}: no fact question")
+    allowed = _closest_first(allowed, limits)
+    top = allowed[0] if allowed else None
     unsure_question = not sure and question
     if top is None:
         return _no_answer(intent, "no entry in the knowledge base", unsure_question)
@@ -147,6 +149,22 @@ def _wider(named: Hit, wide: Hit, allowed: list[Hit], said: str | None,
         return ModeChoice("suggest", f"two readings ({why}): both entries are offered",
                           (named, wide))
     return ModeChoice("grounded", f"two readings ({why})", (wide, named))
+
+
+def _closest_first(allowed: list[Hit], limits: Thresholds) -> list[Hit]:
+    """Relevance is a matter of meaning: when the first entry by fused score is about no
+    name, states none the question says and is not near in meaning, while entries below it
+    are, those lead. The lexical part can lift an entry on a word alone: "Which ways of
+    paying does your shop take?" ranked "Is there a way to cancel a purchase?" (0.853)
+    over the payment entry (0.905)."""
+    if not allowed:
+        return allowed
+    first = allowed[0]
+    if first.entry.mentions or first.stated or first.dense >= limits.grounded_similarity:
+        return allowed
+    near = [h for h in allowed
+            if not h.entry.mentions and h.dense >= limits.grounded_similarity]
+    return [*near, *(h for h in allowed if all(h is not n for n in near))]
 
 
 def _confident(allowed: list[Hit], limits: Thresholds) -> bool:

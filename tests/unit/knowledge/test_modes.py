@@ -206,3 +206,24 @@ def test_a_question_asked_again_word_for_word_is_ranked_once_per_version() -> No
     # The next version's retriever ranks afresh.
     fresh = Retriever(KnowledgeBase.of(2, list(kb.entries)), None)
     assert fresh.search("How much is the Halo lamp?") == first
+
+
+def test_an_entry_near_in_meaning_leads_one_lifted_by_a_word_alone() -> None:
+    """"Which ways of paying does your shop take?": the cancel entry ranked first on the word
+    "way" (similarity 0.853), the payment entry under it (0.905); it was abstained."""
+    from knowledge.entries import Entry
+    from knowledge.modes import Thresholds, choose
+    from knowledge.retrieval import Hit
+
+    def hit(entry_id: str, score: float, dense: float) -> Hit:
+        entry = Entry.model_validate({"id": entry_id, "questions": {"en": ["q?"]},
+                                      "answers": {"en": "a."}})
+        return Hit(entry, score, dense, 0.1, "q?")
+
+    hits = [hit("cancel", 0.557, 0.853), hit("payment", 0.543, 0.905),
+            hit("refund-time", 0.529, 0.843)]
+    chosen = choose(hits, None, Thresholds())
+    assert chosen.mode == "suggest"  # relevant, but the fused ranking is not decisive
+    assert chosen.entries[0].entry.id == "payment"
+    far = [hits[0], hit("payment", 0.543, 0.87), hits[2]]
+    assert choose(far, None, Thresholds()).mode == "abstain"
