@@ -171,10 +171,16 @@ class SSEFilter:
     then the fact guard when there is one (a stopped choice's later events are dropped)."""
 
     def __init__(self, output_filter: OutputFilter, facts: FactCheck | None = None,
-                 choices: int = 1):
+                 choices: int = 1, hold_usage: bool = False):
+        """`hold_usage`: the engine was asked for usage on every event (the client asked
+        only for the last): each event's is taken off and kept for `usage_event`."""
         self._filter = output_filter
         self._facts = facts
         self._choices = choices
+        self._hold_usage = hold_usage
+        self._prompt_tokens = 0
+        self._completion_tokens: dict[int, int] = {}  # per choice, as the engine counts
+        self._head: dict = {}  # id, created, model of the engine's events
         self._ended: set[int] = set()  # choices finished or stopped
         self._maskers: dict[int, StreamMasker] = {}
         self._guards: dict[int, StreamFactGuard] = {}
@@ -188,6 +194,9 @@ class SSEFilter:
         event = json.loads(chunk[6:])
         choices = event.get("choices") or []
         self._changed = False
+        if self._hold_usage and choices and event.get("usage"):
+            self._keep_usage(event, choices)
+            self._changed = True
         kept = [c for c in choices if self._rewrite_choice(c)]
         if len(kept) < len(choices):
             if not kept and not event.get("usage"):
@@ -236,6 +245,27 @@ class SSEFilter:
         if index not in self._guards:
             self._guards[index] = StreamFactGuard(self._facts.known)
         return self._guards[index]
+
+    def _keep_usage(self, event: dict, choices: list[dict]) -> None:
+        usage = event.pop("usage")
+        self._prompt_tokens = usage.get("prompt_tokens") or 0
+        for choice in choices:  # vLLM counts each choice's tokens on its own events
+            self._completion_tokens[choice.get("index", 0)] = usage.get(
+                "completion_tokens") or 0
+        self._head = {k: event[k] for k in ("id", "created", "model") if k in event}
+
+    def usage_event(self) -> str | None:
+        """The usage event for the tokens the engine generated so far, as the engine's own
+        last event would say it; None when no event carried usage."""
+        if not self._hold_usage or not self._completion_tokens:
+            return None
+        completion = sum(self._completion_tokens.values())
+        usage = {"prompt_tokens": self._prompt_tokens, "completion_tokens": completion,
+                 "total_tokens": self._prompt_tokens + completion}
+        event = {"id": self._head.get("id"), "object": "chat.completion.chunk",
+                 "created": self._head.get("created"), "model": self._head.get("model"),
+                 "choices": [], "usage": usage}
+        return f"data: {json.dumps(event)}\n\n"
 
     @property
     def sent_text(self) -> str:

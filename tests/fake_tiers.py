@@ -44,13 +44,23 @@ class ScriptedEngine(ChatEngine):
                              "message": {"role": "assistant", "content": text}}]})
             return
         words = text.split(" ")
+        # Usage as vLLM reports it: at the end with include_usage, and on every event too
+        # with continuous_usage_stats (a word is a token here).
+        options = body.get("stream_options") or {}
+        prompt = sum(len(str(m.get("content")).split()) for m in body.get("messages", []))
         for i, word in enumerate(words):
             last = i == len(words) - 1
             delta = {"content": word + ("" if last else " ")}
-            chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk",
-                     "model": body["model"], "choices": [{"index": 0, "delta": delta,
-                                  "finish_reason": "stop" if last else None}]}
+            chunk: dict[str, Any] = {
+                "id": "chatcmpl-1", "object": "chat.completion.chunk", "model": body["model"],
+                "choices": [{"index": 0, "delta": delta,
+                             "finish_reason": "stop" if last else None}]}
+            if options.get("include_usage") and options.get("continuous_usage_stats"):
+                chunk["usage"] = _usage(prompt, i + 1)
             yield f"data: {json.dumps(chunk)}\n\n"
+        if options.get("include_usage"):
+            last_event = {"id": "chatcmpl-1", "choices": [], "usage": _usage(prompt, len(words))}
+            yield f"data: {json.dumps(last_event)}\n\n"
         yield "data: [DONE]\n\n"
 
     async def completions(self, body: dict[str, Any]) -> AsyncIterator[EngineOutput]:
@@ -79,6 +89,11 @@ class ScriptedEngine(ChatEngine):
 
     def shutdown(self) -> None:
         return None
+
+
+def _usage(prompt: int, completion: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}
 
 
 class LocalHandle(ServingLocalHandle):

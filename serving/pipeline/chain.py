@@ -256,6 +256,14 @@ class RequestPipeline:
                         facts: FactCheck | None = None) -> Outcome:
         tier = route.tier
         assert tier is not None
+        options = body.get("stream_options") or {}
+        usage_wanted = bool(options.get("include_usage"))
+        # A stream the fact guard may stop early: the engine counts tokens on every event,
+        # so a stopped one can end at once with its usage (sent once, as the client asked).
+        usage_held = (usage_wanted and facts is not None
+                      and not options.get("continuous_usage_stats"))
+        if usage_held:
+            body["stream_options"] = {**options, "continuous_usage_stats": True}
         streaming = False
         try:
             opened = await self.dispatcher.open(tier, method, body)
@@ -269,10 +277,9 @@ class RequestPipeline:
                     await self.sessions.save(turn, reply.text())
                 return reply
             save = (lambda text: self.sessions.save(turn, text)) if turn is not None else None
-            usage_wanted = bool((body.get("stream_options") or {}).get("include_usage"))
             events = relay(opened.first, opened.stream, self.output_filter, save,
                            lambda: self.admission.release(tier, sequences), facts, sequences,
-                           usage_wanted)
+                           usage_wanted, usage_held)
             streaming = True
             return StreamReply(events, route)
         finally:

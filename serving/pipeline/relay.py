@@ -18,28 +18,33 @@ SaveTurn = Callable[[str], Awaitable[None]]
 async def relay(first: str, stream: Any, output_filter: OutputFilter,
                 save: SaveTurn | None, on_end: Callable[[], None],
                 facts: FactCheck | None = None, choices: int = 1,
-                usage_wanted: bool = False) -> AsyncIterator[str]:
+                usage_wanted: bool = False, usage_held: bool = False) -> AsyncIterator[str]:
     """`save` (None: no store) gets choice 0's text as it went out, before `[DONE]`. A
     stream that carried an error event (the engine failed mid-answer) is not stored: the
     client saw no complete answer, so none is acknowledged. `facts`: the fact guard of an
     answer that is not grounded (see `FactCheck`). Once the guard has stopped the answer
     (every one of its `choices` ended), the engine request is cancelled and the stream
-    ends at once, unless the client asked for the usage event, which only the engine's
-    whole stream carries."""
+    ends at once. A client that asked for the usage event gets it first, for the tokens
+    generated until then: `usage_held` says the engine put usage on every event (the
+    filter takes it off); without it, only the engine's whole stream carries usage, so
+    that one runs on."""
     finished = False
     failed = False
-    sse_filter = SSEFilter(output_filter, facts, choices)
+    sse_filter = SSEFilter(output_filter, facts, choices, hold_usage=usage_held)
     try:
         async for raw in prepend(first, stream):
             chunk = sse_filter.rewrite(raw)
             if not chunk:
                 continue
             failed = failed or is_error_event(chunk)
-            if not usage_wanted and not chunk.startswith("data: [DONE]") \
-                    and sse_filter.cut_short:
+            usage = sse_filter.usage_event() if usage_wanted else None
+            if sse_filter.cut_short and not chunk.startswith("data: [DONE]") \
+                    and (usage is not None or not usage_wanted):
                 yield chunk
                 finished = True
                 stream.cancel()  # nothing more the engine writes would be sent
+                if usage is not None:
+                    yield usage
                 chunk = "data: [DONE]\n\n"
             if save is not None and not failed and chunk.startswith("data: [DONE]"):
                 try:

@@ -404,8 +404,8 @@ async def test_with_suggest_off_a_shop_wide_answer_that_echoes_the_question_is_r
 async def test_a_stopped_open_answer_ends_at_once_and_its_engine_request_is_cancelled(
         kb_pipeline, tiers, usage: bool) -> None:
     """After the stop the engine's words would all be dropped: the request is cancelled
-    and [DONE] follows the stop, unless the client asked for the usage event, which only
-    the engine's whole stream carries."""
+    and [DONE] follows the stop; a client that asked for the usage event gets it first, for
+    the tokens generated until then (the engine counted them on every event)."""
     invented = "Your order ships in 3 days " + "and then some more words " * 40
     body: dict = {"model": "auto", "stream": True, "structured_outputs": {"choice": [invented]},
                   "messages": [{"role": "user", "content": "Hello!"}]}
@@ -416,11 +416,41 @@ async def test_a_stopped_open_answer_ends_at_once_and_its_engine_request_is_canc
     assert isinstance(outcome, StreamReply) and outcome.route.mode == "open"
     events = [e async for e in outcome.events]
     stream = next(t.streams[-1] for t in tiers.values() if t.streams)
-    assert stream.cancelled is not usage
-    chunks = [json.loads(e[6:])["choices"] for e in events if e.startswith("data: {")]
-    text = "".join(c[0]["delta"].get("content") or "" for c in chunks if c)
+    assert stream.cancelled
+    parsed = [json.loads(e[6:]) for e in events if e.startswith("data: {")]
+    text = "".join(p["choices"][0]["delta"].get("content") or "" for p in parsed
+                   if p["choices"])
     assert text.startswith("Your order ships in …") and "3" not in text and "more" not in text
     assert events[-1] == "data: [DONE]\n\n"
     assert kb_pipeline.sessions.store.export(f"key-a/cut-{usage}")[-1]["content"] == text
-    if not usage:  # the stop event, then [DONE]: nothing after the stop waited on the engine
-        assert json.loads(events[-2][6:])["choices"][0]["finish_reason"] == "stop"
+    # The stop event, the usage event if asked, then [DONE]: nothing waited on the engine.
+    stop = -3 if usage else -2
+    assert json.loads(events[stop][6:])["choices"][0]["finish_reason"] == "stop"
+    # Usage only at the end, as the client asked: the engine's on every event is taken off.
+    assert all("usage" not in p for p in parsed if p["choices"])
+    if usage:
+        final = json.loads(events[-2][6:])
+        assert final["choices"] == [] and final["id"] == "chatcmpl-1"
+        # "Your order ships in 3 days": 6 words (tokens here) written when the duration
+        # was whole and the guard stopped; the prompt "Hello!" is one.
+        assert final["usage"] == {"prompt_tokens": 1, "completion_tokens": 6,
+                                  "total_tokens": 7}
+
+
+async def test_an_open_answer_with_usage_asked_carries_it_once_at_the_end(
+        kb_pipeline, tiers) -> None:
+    """The engine is asked for usage on every event (so a stopped answer could end with it);
+    the client asked for the last one only, and gets only that one."""
+    body: dict = {"model": "auto", "stream": True, "stream_options": {"include_usage": True},
+                  "structured_outputs": {"choice": ["Nice to hear from you, how can I help"]},
+                  "messages": [{"role": "user", "content": "Hello!"}]}
+    outcome = await kb_pipeline.chat(ChatRequest.model_validate(body), {}, CLIENT)
+    assert isinstance(outcome, StreamReply) and outcome.route.mode == "open"
+    events = [e async for e in outcome.events]
+    stream = next(t.streams[-1] for t in tiers.values() if t.streams)
+    sent = next(t.engine.bodies[-1] for t in tiers.values() if t.engine.bodies)
+    assert sent["stream_options"] == {"include_usage": True, "continuous_usage_stats": True}
+    parsed = [json.loads(e[6:]) for e in events if e.startswith("data: {")]
+    assert all("usage" not in p for p in parsed[:-1])
+    assert parsed[-1]["choices"] == [] and parsed[-1]["usage"]["completion_tokens"] == 9
+    assert events[-1] == "data: [DONE]\n\n" and not stream.cancelled
