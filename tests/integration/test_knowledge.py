@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
 from pathlib import Path
 
 import pytest
 from tokenizers import Tokenizer
 
 from kernel.config_sections import DEFAULT_MODEL_NAME
+from kernel.processes import wait_until
 from knowledge.guard import check
 from tests.integration.conftest import MODELS_ROOT, Appliance
 from tests.integration.test_observability import _samples, _total
@@ -138,6 +141,35 @@ def test_the_fact_guard_replaces_a_number_the_engine_invented(appliance: Applian
     name = "onlycs_knowledge_fact_guard_corrections_total"
     assert _total(after, name, replacement="entry") - _total(
         before, name, replacement="entry") == 1
+
+
+def test_a_stopped_open_answer_ends_at_once_with_its_usage(appliance: Appliance) -> None:
+    """The fact guard stops an open answer at an invented number: the stream ends there,
+    with the usage event the client asked for, and the engine stops generating (structured
+    output makes the real engine write the invented fact and 200 tokens after it)."""
+    invented = "Your order ships in 3 days and then " + "some more words " * 60
+    name = "onlycs_generation_tokens_total"
+    before = _total(_samples(appliance), name)
+    raw = appliance.openai().chat.completions.with_raw_response.create(
+        model="auto", max_tokens=200, stream=True, stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "Hello!"}],
+        extra_body={"structured_outputs": {"regex": re.escape(invented)}})
+    chunks = list(raw.parse())
+    assert "mode=open" in raw.headers["x-onlycs-route"]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.startswith("Your order ships in …") and "3" not in text and "more" not in text
+    assert all(c.usage is None for c in chunks[:-1]) and not chunks[-1].choices
+    usage = chunks[-1].usage
+    assert usage is not None and usage.prompt_tokens > 0
+    assert 0 < usage.completion_tokens < 50  # counted up to the stop, not to max_tokens
+    # The engine's own count: it was cancelled too, not run on to max_tokens.
+    def generated() -> float:
+        return _total(_samples(appliance), name) - before
+
+    wait_until(lambda: generated() >= usage.completion_tokens, timeout_s=30,
+               what="the engine's token count")
+    time.sleep(2)  # what a still running request would add meanwhile
+    assert generated() < 50
 
 
 def test_a_follow_up_is_resolved_from_the_session(appliance: Appliance) -> None:
