@@ -15,7 +15,7 @@ next day's retrieval change was written after seeing its misses; `data/later.jso
 by hand before that change, was the check until that day's answer-mode changes were written
 after seeing its misses; `data/evening.jsonl`, written by hand at 14:13 on 2026-12-04 before
 the evening's changes, was the check until the night's retrieval change; `data/night.jsonl`,
-written by hand at 20:20 on 2026-12-04 before it, is the check now. Keep each set out of the
+written by hand at 20:13 on 2026-12-04 before it, is the check now. Keep each set out of the
 knowledge base's questions.
 """
 
