@@ -37,13 +37,13 @@ async def relay(first: str, stream: Any, output_filter: OutputFilter,
             if not chunk:
                 continue
             failed = failed or is_error_event(chunk)
-            ending = (sse_filter.cut_short and not chunk.startswith("data: [DONE]")
-                      and (not usage_wanted or sse_filter.usage_event() is not None))
-            if ending:
+            usage = (sse_filter.usage_event() if usage_wanted and sse_filter.cut_short
+                     else None)
+            if sse_filter.cut_short and not chunk.startswith("data: [DONE]") \
+                    and (usage is not None or not usage_wanted):
                 yield chunk
                 finished = True
                 stream.cancel()  # nothing more the engine writes would be sent
-                usage = sse_filter.usage_event() if usage_wanted else None
                 if usage is not None:
                     yield usage
                 chunk = "data: [DONE]\n\n"
