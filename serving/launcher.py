@@ -61,6 +61,17 @@ QUIET_ENV = {
     # 5.8 % of a core instead of 7.5 % (measured 2026-12-04), and nothing here needs a
     # faster reaction than the replicas' 10 s health checks.
     "RAY_SERVE_CONTROL_LOOP_INTERVAL_S": "0.5",
+    # Ray's own metrics (Serve's request series, node stats for its dashboard) feed nothing
+    # here: the appliance exports its `onlycs_` series itself. Every process still woke to
+    # keep them: Serve's replicas and handles 10 times a second, the dashboard agent's node
+    # stats every 5 s, its ingest of every worker's series; and Ray's log monitor globbed
+    # the session's log folder 10 times a second. On two cores each wake-up preempts one
+    # of the engine's OpenMP threads while the other waits at the next barrier: an idle
+    # appliance beside bare vLLM cost it 9-11 % of its tokens per second (2026-12-05).
+    "RAY_enable_metrics_collection": "0",
+    "RAY_SERVE_METRICS_EXPORT_INTERVAL_MS": "10000",
+    "REPORTER_UPDATE_INTERVAL_MS": "60000",
+    "RAY_LOG_MONITOR_MANY_FILES_THRESHOLD": "0",
     # While ray.init runs, a SIGTERM reaches Ray's own handler, which first asks the GCS to
     # drain the node (up to 30 s, over RPC from inside a signal handler, with the GCS
     # perhaps not up yet): the likeliest place of the one start-up stop that hung (180 s,

@@ -11,7 +11,8 @@ at most that much more latency and the core is free. Unset (bare vLLM anywhere e
 this venv), nothing changes.
 
 With `ONLYCS_GROUPED_LORA=1`, the worker's CPU LoRA ops are the grouped ones of
-serving/lora_cpu.py.
+serving/lora_cpu.py. With `ONLYCS_SHARED_GLOO=1`, torch.distributed's groups of one share
+one gloo device (serving/gloo_device.py).
 
 vLLM loads general plugins in every engine process (EngineCore and workers), which is why
 this is a plugin rather than code in the replica.
@@ -24,9 +25,14 @@ import time
 
 ENV = "ONLYCS_ENGINE_WAIT_S"
 GROUPED_LORA_ENV = "ONLYCS_GROUPED_LORA"
+SHARED_GLOO_ENV = "ONLYCS_SHARED_GLOO"
 
 
 def register() -> None:
+    if os.environ.get(SHARED_GLOO_ENV) == "1":
+        from serving import gloo_device
+
+        gloo_device.install()
     if os.environ.get(GROUPED_LORA_ENV) == "1":
         from serving import lora_cpu
 

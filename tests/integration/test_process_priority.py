@@ -39,3 +39,34 @@ def test_every_engine_computes_on_each_core_it_is_bound_to(appliance: Appliance)
         assert env["OMP_NUM_THREADS"] == str(omp_threads(env[BIND_ENV])), env.get(BIND_ENV)
     if len(os.sched_getaffinity(0)) > 1:
         assert {engine.environ()["OMP_NUM_THREADS"] for engine in engines} != {"1"}
+
+
+def _thread_names(process: psutil.Process) -> list[str]:
+    names = []
+    for thread in process.threads():
+        try:
+            with open(f"/proc/{process.pid}/task/{thread.id}/comm") as comm:
+                names.append(comm.read().strip())
+        except FileNotFoundError:  # the thread ended between the listing and the read
+            pass
+    return names
+
+
+def test_every_engine_has_one_gloo_thread_waking_it(appliance: Appliance) -> None:
+    # torch gives each of a lone engine's 13 gloo groups a device whose thread wakes every
+    # 10 ms; on two cores each wake-up preempts one of the engine's OpenMP threads.
+    tree = psutil.Process(appliance.process.pid).children(recursive=True)
+    engines = [p for p in tree if p.name().startswith("VLLM::EngineCore")]
+    assert len(engines) >= 2, [p.name() for p in tree]
+    for engine in engines:
+        assert _thread_names(engine).count("gloo_tcp_loop") == 1, engine.pid
+
+
+def test_ray_keeps_no_metrics_of_its_own(appliance: Appliance) -> None:
+    tree = psutil.Process(appliance.process.pid).children(recursive=True)
+    replicas = [p for p in tree if " ".join(p.cmdline()).startswith("ray::ServeReplica")]
+    assert replicas
+    for replica in replicas:
+        env = replica.environ()
+        assert env["RAY_enable_metrics_collection"] == "0"
+        assert int(env["RAY_SERVE_METRICS_EXPORT_INTERVAL_MS"]) >= 10_000
