@@ -6,9 +6,9 @@ parallelism, 13 gloo process groups on vLLM's CPU build. torch gives each its ow
 TCP device, and each device runs a thread that wakes every 10 ms to look for work: 13
 threads, 1,300 wake-ups a second in an idle engine (counted per thread in /proc,
 2026-12-05). On two cores every wake-up preempts one of the engine's two OpenMP threads
-while the other spins at the next barrier: an idle appliance's processes beside bare vLLM
-cost it 9-11 % of its tokens per second. A group of one never sends anything, so all of
-them can share one device, and one thread.
+while the other spins at the next barrier (an idle appliance, these threads and Ray's
+daemons, cost bare vLLM beside it 9-11 % of its tokens per second). A group of one never
+sends anything, so all of them can share one device, and one thread.
 
 `serving/vllm_plugin.py` installs this in the engine processes of the appliance's tiers
 (and of the bare vLLM baseline, which gets the tiers' environment). Groups with more than
