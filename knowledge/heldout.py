@@ -15,8 +15,9 @@ next day's retrieval change was written after seeing its misses; `data/later.jso
 by hand before that change, was the check until that day's answer-mode changes were written
 after seeing its misses; `data/evening.jsonl`, written by hand at 14:13 on 2026-12-04 before
 the evening's changes, was the check until the night's retrieval change; `data/night.jsonl`,
-written by hand at 20:13 on 2026-12-04 before it, is the check now. Keep each set out of the
-knowledge base's questions.
+written by hand at 20:13 on 2026-12-04 before it, was the check until 2026-12-05;
+`data/dawn.jsonl`, written by hand at 02:45 on 2026-12-05 before that day's changes, is the
+check now. Keep each set out of the knowledge base's questions.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ UNSEEN = Path(__file__).parent / "data" / "unseen.jsonl"
 LATER = Path(__file__).parent / "data" / "later.jsonl"
 EVENING = Path(__file__).parent / "data" / "evening.jsonl"
 NIGHT = Path(__file__).parent / "data" / "night.jsonl"
+DAWN = Path(__file__).parent / "data" / "dawn.jsonl"
 # The checks written after the held-out set, oldest first (what `perf` scores beside it).
 CHECKS = {"fresh": FRESH, "unseen": UNSEEN, "later": LATER, "evening": EVENING,
-          "night": NIGHT}
+          "night": NIGHT, "dawn": DAWN}
 SEED = 20261202
 
 EN = {
