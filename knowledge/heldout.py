@@ -16,8 +16,10 @@ by hand before that change, was the check until that day's answer-mode changes w
 after seeing its misses; `data/evening.jsonl`, written by hand at 14:13 on 2026-12-04 before
 the evening's changes, was the check until the night's retrieval change; `data/night.jsonl`,
 written by hand at 20:13 on 2026-12-04 before it, was the check until 2026-12-05;
-`data/dawn.jsonl`, written by hand at 02:45 on 2026-12-05 before that day's changes, is the
-check now. Keep each set out of the knowledge base's questions.
+`data/dawn.jsonl`, written by hand at 02:45 on 2026-12-05 before that day's changes, was
+the check until the fact words of `knowledge/aspects.py` were written after seeing its
+misses; `data/morning.jsonl`, written by hand at 02:55 after that change and before it was
+run on, is the check now. Keep each set out of the knowledge base's questions.
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ LATER = Path(__file__).parent / "data" / "later.jsonl"
 EVENING = Path(__file__).parent / "data" / "evening.jsonl"
 NIGHT = Path(__file__).parent / "data" / "night.jsonl"
 DAWN = Path(__file__).parent / "data" / "dawn.jsonl"
+MORNING = Path(__file__).parent / "data" / "morning.jsonl"
 # The checks written after the held-out set, oldest first (what `perf` scores beside it).
 CHECKS = {"fresh": FRESH, "unseen": UNSEEN, "later": LATER, "evening": EVENING,
-          "night": NIGHT, "dawn": DAWN}
+          "night": NIGHT, "dawn": DAWN,
+          "morning": MORNING}
 SEED = 20261202
 
 EN = {
