@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from knowledge.aspects import judged
 from knowledge.retrieval import Hit
 
 Mode = Literal["kb", "suggest", "grounded", "abstain", "open"]
@@ -68,7 +69,8 @@ class ModeChoice:
 
 
 def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
-           sure: bool = True, question: bool = True) -> ModeChoice:
+           sure: bool = True, question: bool = True,
+           asked: frozenset[str] | None = None) -> ModeChoice:
     """`sure`: the intent classifier was sure of `intent`. An unsure reading ("Nova 床头灯有什么
     配色？" read as a hand-off at 17 %) neither stops a confident entry's answer nor makes a
     question small talk. When nothing is relevant, a sure intent decides; an unsure one
@@ -102,6 +104,21 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
     if (wide is not None and wide.dense > top.dense
             and wide.dense >= limits.grounded_similarity):
         return _wider(top, wide, allowed, said, limits)
+    worded = False  # the question's words ask for one of its subject's entries alone
+    if subject and asked is not None and said not in CONVERSATION_INTENTS:
+        about = [h for h in allowed if set(h.entry.mentions) & set(top.entry.mentions)]
+        held = {tag for h in about for tag in h.entry.tags}
+        if judged(held) and not asked & held:
+            return ModeChoice("abstain", f"the question names {top.entry.mentions[0]} but "
+                              f"asks for none of what the knowledge base holds about it "
+                              f"({', '.join(sorted(held))})")
+        wanted = [h for h in about if judged(h.entry.tags) and asked & set(h.entry.tags)]
+        worded = judged(held) and len(wanted) == 1
+        if worded and wanted[0] is not top:
+            # "What would the X set me back?" is nearer in shape to the warranty entry's
+            # question (0.900) than to the price entry's; its words ask for the price.
+            allowed = [wanted[0], *(h for h in allowed if h is not wanted[0])]
+            top = allowed[0]
     rivals = [h for h in allowed[1:] if bool(h.entry.mentions) == subject]
     margin = top.score - rivals[0].score if rivals else 1.0
     # A name only the top entry states ("Is Mastercard accepted?") makes it relevant, and
@@ -117,7 +134,7 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
     why = (f"{top.entry.id}: similarity {top.dense:.3f}, score {top.score:.3f}, lead "
            f"{margin:.3f}" + (", subject named" if subject else "")
            + (", states a name the question says" if top.stated else ""))
-    confident = named or (margin >= limits.kb_margin
+    confident = named or worded or (margin >= limits.kb_margin
                           and (subject or top.dense >= limits.kb_similarity))
     if confident and said not in CONVERSATION_INTENTS:
         unsure = "" if sure or intent is None else f"; intent {intent} unsure"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import bm25s
 import numpy as np
 
+from knowledge.aspects import asked
 from knowledge.embedder import Embedder
 from knowledge.entries import Entry, KnowledgeBase
 from knowledge.mentions import MentionIndex, proper_names
@@ -142,6 +143,10 @@ class Retriever:
         if self.vectors is None or self.cache is None or not self.kb.entries:
             return False
         return not self.cache.has_query(self._prepared(text, context)[1])
+
+    def asked(self, text: str, context: str = "") -> frozenset[str]:
+        """The kinds of fact `text` asks for, by its words, its names taken out."""
+        return asked(self._prepared(text, context)[1])
 
     def search(self, text: str, top_k: int = 5, context: str = "") -> list[Hit]:
         """Rank entries for `text`; names in `context` (the session's earlier turns) count as

@@ -109,7 +109,8 @@ class KnowledgeService:
         started = time.perf_counter()
         snap = snapshot or self.snapshot()
         hits = snap.retriever.search(question, top_k, context=context)
-        choice = choose(hits, intent, self.thresholds, sure=sure, question=asks(question))
+        choice = choose(hits, intent, self.thresholds, sure=sure, question=asks(question),
+                        asked=snap.retriever.asked(question, context))
         lang = language_of(question)
         return Answer(choice, snap.kb.version, lang, tuple(hits),
                       time.perf_counter() - started, snap.kb.value_words[lang])
