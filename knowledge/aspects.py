@@ -24,7 +24,7 @@ _EN = re.compile(r"[a-z€$]+")
 # tag: (English word starts and phrases, Chinese substrings)
 WORDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "price": (("pric", "cost", "euro", "€", "$", "cheap", "expensive", "afford", "charg",
-               "how much", "set me back", "go for", "going for", "worth", "pay"),
+               "how much", "set me back", "go for", "going for", "worth", "pay", "retail"),
               ("钱", "价", "欧元", "贵", "便宜", "块", "卖")),
     "colors": (("colo", "finish", "white", "black", "green", "brass", "terracotta", "sage",
                 "red", "blue", "grey", "gray", "pink", "yellow", "gold", "silver", "beige",
