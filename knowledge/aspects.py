@@ -63,7 +63,28 @@ def asked(text: str) -> frozenset[str]:
                 (" " in w and _phrase(lower, w)) or any(x.startswith(w) for x in words)
                 for w in english):
             found.add(tag)
+    if "price" in found and _amount_of_another(lower, found):
+        found.discard("price")
     return frozenset(found)
+
+
+def _amount_of_another(text: str, found: set[str]) -> bool:
+    """"How much power": an amount of another kind of fact, no price (unless the text says
+    price in other words too: "how much power, and what does it cost")."""
+    english = WORDS["price"][0]
+    others = tuple(w for tag in found - {"price"} for w in WORDS[tag][0] if " " not in w)
+    if not others or any(c in text for c in WORDS["price"][1]):
+        return False
+    rest = _PRICE_WITHOUT_MUCH.sub(" ", text)
+    words = _EN.findall(rest)
+    if any(" " in w and _phrase(rest, w) for w in english) or any(
+            x.startswith(w) for w in english for x in words):
+        return False
+    return all(m.group(1).startswith(others) for m in _HOW_MUCH.finditer(text))
+
+
+_HOW_MUCH = re.compile(r"how much (\w+)")
+_PRICE_WITHOUT_MUCH = re.compile(r"how much")
 
 
 def _phrase(text: str, phrase: str) -> bool:

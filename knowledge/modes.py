@@ -106,19 +106,11 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
         return _wider(top, wide, allowed, said, limits)
     worded = False  # the question's words ask for one of its subject's entries alone
     if subject and asked is not None and said not in CONVERSATION_INTENTS:
-        about = [h for h in allowed if set(h.entry.mentions) & set(top.entry.mentions)]
-        held = {tag for h in about for tag in h.entry.tags}
-        if judged(held) and not asked & held:
-            return ModeChoice("abstain", f"the question names {top.entry.mentions[0]} but "
-                              f"asks for none of what the knowledge base holds about it "
-                              f"({', '.join(sorted(held))})")
-        wanted = [h for h in about if judged(h.entry.tags) and asked & set(h.entry.tags)]
-        worded = judged(held) and len(wanted) == 1
-        if worded and wanted[0] is not top:
-            # "What would the X set me back?" is nearer in shape to the warranty entry's
-            # question (0.900) than to the price entry's; its words ask for the price.
-            allowed = [wanted[0], *(h for h in allowed if h is not wanted[0])]
-            top = allowed[0]
+        by_words = _by_words(top, allowed, asked, limits)
+        if isinstance(by_words, ModeChoice):
+            return by_words
+        allowed, worded = by_words, by_words is not allowed
+        top = allowed[0]
     rivals = [h for h in allowed[1:] if bool(h.entry.mentions) == subject]
     margin = top.score - rivals[0].score if rivals else 1.0
     # A name only the top entry states ("Is Mastercard accepted?") makes it relevant, and
@@ -166,6 +158,30 @@ def _wider(named: Hit, wide: Hit, allowed: list[Hit], said: str | None,
         return ModeChoice("suggest", f"two readings ({why}): both entries are offered",
                           (named, wide))
     return ModeChoice("grounded", f"two readings ({why})", (wide, named))
+
+
+def _by_words(top: Hit, allowed: list[Hit], asked: frozenset[str],
+              limits: Thresholds) -> ModeChoice | list[Hit]:
+    """A question naming a product or city, judged by the kinds of fact its words ask for
+    (`knowledge.aspects`): none its entries hold ("Is the Halo dimmable?") is abstained;
+    one is that entry's question, put first (a new list); several ground the tier's answer
+    together. The ranking as it was (the same list) when the entries' tags have no words."""
+    about = [h for h in allowed if set(h.entry.mentions) & set(top.entry.mentions)]
+    held = {tag for h in about for tag in h.entry.tags}
+    if not judged(held):
+        return allowed
+    name = top.entry.mentions[0]
+    if not asked & held:
+        return ModeChoice("abstain", f"the question names {name} but asks for none of what "
+                          f"the knowledge base holds about it ({', '.join(sorted(held))})")
+    wanted = [h for h in about if asked & set(h.entry.tags)]
+    if len(wanted) > 1:
+        kinds = ", ".join(sorted(asked & held))
+        return ModeChoice("grounded", f"the question asks for {kinds} of {name}: the tier "
+                          "answers from their entries", tuple(wanted[:limits.grounded_entries]))
+    # "What would the X set me back?" is nearer in shape to the warranty entry's question
+    # (0.900) than to the price entry's; its words ask for the price.
+    return [wanted[0], *(h for h in allowed if h is not wanted[0])]
 
 
 def _closest_first(allowed: list[Hit], limits: Thresholds) -> list[Hit]:

@@ -117,7 +117,7 @@ def test_kb_eval_scores_a_question_set_through_the_running_appliance(
 
 
 def test_a_grounded_answer_states_only_facts_from_its_sources(appliance: Appliance) -> None:
-    question = "What would the Halo floor lamp set me back?"
+    question = "How much power does the Halo floor lamp use, and what does it cost?"
     text, route = _ask(appliance, question)
     assert "mode=grounded" in route and "sources=kb:halo-floor-lamp" in route
     assert not route.startswith("tier=none")
@@ -132,7 +132,8 @@ def test_the_fact_guard_replaces_a_number_the_engine_invented(appliance: Applian
     # the real engine write an invented one, so the guard's replacement is seen end to end.
     invented = "The Halo floor lamp costs 999 euros."
     before = _samples(appliance)
-    text, route = _ask(appliance, "What would the Halo floor lamp set me back?",
+    text, route = _ask(appliance,
+                       "How much power does the Halo floor lamp use, and what does it cost?",
                        extra_body={"structured_outputs": {"regex": invented.replace(".", r"\.")}})
     after = _samples(appliance)
     assert "mode=grounded" in route and not route.startswith("tier=none")

@@ -192,8 +192,9 @@ async def test_an_unknown_product_is_abstained_with_a_hand_off(kb_pipeline, tier
 
 
 async def test_the_fact_guard_replaces_an_invented_number(kb_pipeline, tiers) -> None:
-    # Relevant entries but no decisive one: the tier answers, grounded, and invents a price.
-    req = _ask("What would the Halo floor lamp set me back?",
+    # Two kinds of fact asked, no single entry: the tier answers, grounded, and invents a
+    # price.
+    req = _ask("How much power does the Halo floor lamp use, and what does it cost?",
                structured_outputs={"choice": ["The Halo floor lamp is 999 euros."]})
     outcome = await kb_pipeline.chat(req, {}, CLIENT)
     assert outcome.route.mode == "grounded" and outcome.route.tier is not None
@@ -207,7 +208,7 @@ async def test_the_fact_guard_replaces_a_colour_the_product_does_not_come_in(
         kb_pipeline) -> None:
     # The 135M model says yes to the colour the question names; the Nova is brass and
     # terracotta. A colour is no number: the value words catch it.
-    req = _ask("Is the Nova available in black?",
+    req = _ask("Is the Nova available in black, and what does it cost?",
                structured_outputs={"choice": ["The Nova is available in black."]})
     outcome = await kb_pipeline.chat(req, {}, CLIENT)
     assert outcome.route.mode == "grounded"
@@ -233,7 +234,7 @@ async def test_a_replaced_shop_wide_answer_is_the_asked_entry_or_the_entries_off
 
 
 async def test_a_grounded_answer_that_keeps_to_the_facts_is_sent(kb_pipeline) -> None:
-    req = _ask("What would the Halo floor lamp set me back?",
+    req = _ask("How much power does the Halo floor lamp use, and what does it cost?",
                structured_outputs={"choice": ["It costs 129 euros."]})
     outcome = await kb_pipeline.chat(req, {}, CLIENT)
     assert outcome.route.mode == "grounded" and outcome.text() == "It costs 129 euros."
@@ -319,7 +320,7 @@ async def test_a_pinned_model_is_the_tier_alone_unless_grounding_is_asked(
 
 
 async def test_a_grounded_answer_without_any_of_its_facts_is_replaced(kb_pipeline) -> None:
-    req = _ask("What would the Halo floor lamp set me back?",
+    req = _ask("How much power does the Halo floor lamp use, and what does it cost?",
                structured_outputs={"choice": [
                    "The Halo floor lamp is a luxury product for a premium."]})
     outcome = await kb_pipeline.chat(req, {}, CLIENT)
