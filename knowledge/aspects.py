@@ -56,36 +56,25 @@ def asked(text: str) -> frozenset[str]:
     """The tags whose words `text` says (`text` with its names taken out: "the Drift lamp
     shade" says no colour, "Lumen Home" no power)."""
     lower = text.lower()
-    words = _EN.findall(lower)
-    found = set()
-    for tag, (english, chinese) in WORDS.items():
-        if any(c in lower for c in chinese) or any(
-                (" " in w and _phrase(lower, w)) or any(x.startswith(w) for x in words)
-                for w in english):
-            found.add(tag)
-    if "price" in found and _amount_of_another(lower, found):
+    found = {tag for tag, (english, chinese) in WORDS.items() if _says(lower, english, chinese)}
+    # "How much power": an amount of another kind of fact, no price, unless the price is
+    # asked in other words too ("how much power, and what does it cost?").
+    amounts = [m.group(1) for m in _HOW_MUCH.finditer(lower)]
+    if amounts and all(_word_of(word, found - {"price"}) for word in amounts) and not _says(
+            _HOW_MUCH.sub(" ", lower), *WORDS["price"]):
         found.discard("price")
     return frozenset(found)
 
 
-def _amount_of_another(text: str, found: set[str]) -> bool:
-    """"How much power": an amount of another kind of fact, no price (unless the text says
-    price in other words too: "how much power, and what does it cost")."""
-    english = WORDS["price"][0]
-    others = tuple(w for tag in found - {"price"} for w in WORDS[tag][0] if " " not in w)
-    if not others or any(c in text for c in WORDS["price"][1]):
-        return False
-    rest = _PRICE_WITHOUT_MUCH.sub(" ", text)
-    words = _EN.findall(rest)
-    if any(" " in w and _phrase(rest, w) for w in english) or any(
-            x.startswith(w) for w in english for x in words):
-        return False
-    return all(m.group(1).startswith(others) for m in _HOW_MUCH.finditer(text))
-
-
 _HOW_MUCH = re.compile(r"how much (\w+)")
-_PRICE_WITHOUT_MUCH = re.compile(r"how much")
 
 
-def _phrase(text: str, phrase: str) -> bool:
-    return re.search(rf"(?<![a-z]){re.escape(phrase)}", text) is not None
+def _says(text: str, english: tuple[str, ...], chinese: tuple[str, ...]) -> bool:
+    words = _EN.findall(text)
+    return any(c in text for c in chinese) or any(
+        re.search(rf"(?<![a-z]){re.escape(w)}", text) if " " in w
+        else any(x.startswith(w) for x in words) for w in english)
+
+
+def _word_of(word: str, tags: set[str]) -> bool:
+    return any(word.startswith(w) for tag in tags for w in WORDS[tag][0] if " " not in w)
