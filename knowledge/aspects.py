@@ -19,8 +19,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-_EN = re.compile(r"[a-z€$]+")
-
 # tag: (English word starts and phrases, Chinese substrings)
 WORDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "price": (("pric", "cost", "euro", "€", "$", "cheap", "expensive", "afford", "charg",
@@ -54,27 +52,26 @@ def judged(tags: Iterable[str]) -> bool:
 
 def asked(text: str) -> frozenset[str]:
     """The tags whose words `text` says (`text` with its names taken out: "the Drift lamp
-    shade" says no colour, "Lumen Home" no power)."""
+    shade" says no colour)."""
     lower = text.lower()
-    found = {tag for tag, (english, chinese) in WORDS.items() if _says(lower, english, chinese)}
+    found = {tag for tag, pattern in _PATTERNS.items() if pattern.search(lower)}
     # "How much power": an amount of another kind of fact, no price, unless the price is
     # asked in other words too ("how much power, and what does it cost?").
-    amounts = [m.group(1) for m in _HOW_MUCH.finditer(lower)]
-    if amounts and all(_word_of(word, found - {"price"}) for word in amounts) and not _says(
-            _HOW_MUCH.sub(" ", lower), *WORDS["price"]):
-        found.discard("price")
+    others = found - {"price"}
+    if "price" in found and others:
+        amounts = _HOW_MUCH.findall(lower)
+        if amounts and all(any(_START[t].match(w) for t in others) for w in amounts) and (
+                not _PATTERNS["price"].search(_HOW_MUCH.sub(" ", lower))):
+            found.discard("price")
     return frozenset(found)
 
 
+def _alternation(words: tuple[str, ...]) -> str:
+    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+
+
+# English words and phrases where a word starts ("pric": price, pricey); Chinese anywhere.
+_PATTERNS = {tag: re.compile(rf"(?<![a-z])(?:{_alternation(english)})|{_alternation(chinese)}")
+             for tag, (english, chinese) in WORDS.items()}
+_START = {tag: re.compile(_alternation(english)) for tag, (english, _) in WORDS.items()}
 _HOW_MUCH = re.compile(r"how much (\w+)")
-
-
-def _says(text: str, english: tuple[str, ...], chinese: tuple[str, ...]) -> bool:
-    words = _EN.findall(text)
-    return any(c in text for c in chinese) or any(
-        re.search(rf"(?<![a-z]){re.escape(w)}", text) if " " in w
-        else any(x.startswith(w) for x in words) for w in english)
-
-
-def _word_of(word: str, tags: set[str]) -> bool:
-    return any(word.startswith(w) for tag in tags for w in WORDS[tag][0] if " " not in w)

@@ -40,8 +40,7 @@ DAWN = Path(__file__).parent / "data" / "dawn.jsonl"
 MORNING = Path(__file__).parent / "data" / "morning.jsonl"
 # The checks written after the held-out set, oldest first (what `perf` scores beside it).
 CHECKS = {"fresh": FRESH, "unseen": UNSEEN, "later": LATER, "evening": EVENING,
-          "night": NIGHT, "dawn": DAWN,
-          "morning": MORNING}
+          "night": NIGHT, "dawn": DAWN, "morning": MORNING}
 SEED = 20261202
 
 EN = {

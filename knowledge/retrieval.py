@@ -126,6 +126,8 @@ class Retriever:
         # A shop's customers ask the same few questions all day, many by the chat widget's
         # buttons, word for word: their ranking (a fixed version's) is kept.
         self._ranked = functools.lru_cache(maxsize=RANKINGS_KEPT)(self._rank)
+        self._asked = functools.lru_cache(maxsize=RANKINGS_KEPT)(
+            lambda text, context: asked(self._prepared(text, context)[1]))
         self._by_name: dict[str, list[int]] = {}
         # Entries about no name whose answer states one ("The flagship store is at 88
         # Lantern Road, Shanghai"): a question that says the name may be asking them.
@@ -145,8 +147,11 @@ class Retriever:
         return not self.cache.has_query(self._prepared(text, context)[1])
 
     def asked(self, text: str, context: str = "") -> frozenset[str]:
-        """The kinds of fact `text` asks for, by its words, its names taken out."""
-        return asked(self._prepared(text, context)[1])
+        """The kinds of fact `text` asks for, by its words, its names taken out (kept by
+        text, as rankings are)."""
+        if len(text) + len(context) > RANKED_CHARS:
+            return asked(self._prepared(text, context)[1])
+        return self._asked(text, context)
 
     def search(self, text: str, top_k: int = 5, context: str = "") -> list[Hit]:
         """Rank entries for `text`; names in `context` (the session's earlier turns) count as
