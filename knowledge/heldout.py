@@ -19,7 +19,9 @@ written by hand at 20:13 on 2026-12-04 before it, was the check until 2026-12-05
 `data/dawn.jsonl`, written by hand at 02:45 on 2026-12-05 before that day's changes, was
 the check until the fact words of `knowledge/aspects.py` were written after seeing its
 misses; `data/morning.jsonl`, written by hand at 02:55 after that change and before it was
-run on, is the check now. Keep each set out of the knowledge base's questions.
+run on, was the check until `data/sunrise.jsonl`, written by hand at 05:56 on 2026-12-05
+before that day's second change, which was written after seeing the earlier sets' misses.
+Keep each set out of the knowledge base's questions.
 """
 
 from __future__ import annotations
@@ -38,9 +40,11 @@ EVENING = Path(__file__).parent / "data" / "evening.jsonl"
 NIGHT = Path(__file__).parent / "data" / "night.jsonl"
 DAWN = Path(__file__).parent / "data" / "dawn.jsonl"
 MORNING = Path(__file__).parent / "data" / "morning.jsonl"
+SUNRISE = Path(__file__).parent / "data" / "sunrise.jsonl"
 # The checks written after the held-out set, oldest first (what `perf` scores beside it).
 CHECKS = {"fresh": FRESH, "unseen": UNSEEN, "later": LATER, "evening": EVENING,
-          "night": NIGHT, "dawn": DAWN, "morning": MORNING}
+          "night": NIGHT, "dawn": DAWN, "morning": MORNING,
+          "sunrise": SUNRISE}
 SEED = 20261202
 
 EN = {
