@@ -6,7 +6,9 @@ text before scoring: the name picks the subject, the rest of the text picks the 
 
 A product's name after its brand is its kind ("floor lamp", "落地灯"): a follow-up that says
 only "the floor lamp" means the floor lamp the conversation was about, and a kind that only
-one product has names that product.
+one product has names that product. Not after a name the knowledge base does not hold: "the
+Zenith pendant light" and "星辰吊灯" are other products (they were given the Echo pendant
+light's price until 2026-12-05).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class MentionIndex:
         if self._kind_pattern is None:
             return set()
         return {n for m in self._kind_pattern.finditer(text)
+                if not _named_before(text, m.start())
                 for n in self._kinds[_key(m.group(0))]}
 
     def strip(self, text: str, *, kinds: bool = False) -> str:
@@ -88,6 +91,32 @@ def _name_pattern(name: str) -> str:
     if _LATIN.match(name[-1]):
         pattern = rf"{pattern}(?![A-Za-z0-9])"
     return pattern
+
+
+# What may stand right before a kind that means a product of the shop ("the floor lamp",
+# "your LED strip", "a white night light", "那个落地灯", "你们的吊灯", "买台灯"); any other word
+# there is a name, of a product the knowledge base does not hold.
+_PLAIN_WORDS = (
+    "a an the this that these those my your our its their his her one any each every another "
+    "other which what whose and or of for about on in with to from by is are does do did it "
+    "new old same first second big small large little cheap cheaper nice white black brass "
+    "green sage terracotta red blue grey gray pink gold silver")
+PLAIN_BEFORE_KIND = frozenset(_PLAIN_WORDS.split())
+PLAIN_BEFORE_KIND_ZH = frozenset(
+    "的个款盏只台套这那该们买有和与跟及或问下要把给看是呢吗还再也就请您你我它")
+_LAST_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*$")
+
+
+def _named_before(text: str, start: int) -> bool:
+    """Whether the kind at `start` follows a name ("Zenith pendant light", "星辰吊灯",
+    "Zenith吊灯"), not a word of plain speech."""
+    before = text[:start].rstrip()
+    if not before:
+        return False
+    if _CJK.match(before[-1]):
+        return before[-1] not in PLAIN_BEFORE_KIND_ZH
+    word = _LAST_LATIN_WORD.search(before)
+    return word is not None and word.group(0).lower() not in PLAIN_BEFORE_KIND
 
 
 _CAPITALISED = re.compile(r"\b[A-Z][A-Za-z]+\b")

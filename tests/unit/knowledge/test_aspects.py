@@ -107,6 +107,11 @@ def test_the_shipped_knowledge_base_abstains_an_unknown_property_and_answers_a_k
                   )[0] == "grounded"
     assert answer("那它保修多久？", context="Iris 落地灯多少钱？") == (
         "kb", "iris-floor-lamp-warranty")
+    # A product the knowledge base does not hold, of a kind one shipped product has: not
+    # that product's price (the Echo pendant light's, until 2026-12-05).
+    assert answer("How much is the Zenith pendant light?") == ("abstain", None)
+    assert answer("星辰吊灯多少钱？") == ("abstain", None)
+    assert answer("How much is the pendant light?") == ("kb", "echo-pendant-light-price")
     # A shop-wide entry closer in meaning still answers a question that names a product.
     assert answer("My Aurora flickers after three months - how do I make a warranty claim?"
                   )[1] == "warranty-claim"

@@ -35,6 +35,13 @@ def test_names_are_found_as_customers_write_them() -> None:
     assert index.find("Are halogen bulbs sold?") == []
     assert index.of_kind("那个落地灯呢") == {"Halo 落地灯", "Iris 落地灯"}
     assert index.of_kind("and the floor  lamp?") == {"Halo floor lamp", "Iris floor lamp"}
+    assert index.of_kind("你们的吊灯多少钱") == {"Echo 吊灯"}
+    assert index.of_kind("pendant light price?") == {"Echo pendant light"}
+    assert index.of_kind("Is your white LED strip dimmable?") == {"Ribbon LED strip"}
+    # A kind after a name the knowledge base does not hold is another product's.
+    for other in ("How much is the Zenith pendant light?", "星辰吊灯多少钱？", "Zenith吊灯呢",
+                  "the astra night light"):
+        assert index.of_kind(other) == set(), other
 
 
 def test_proper_names_are_the_capitalised_words_one_answer_alone_states() -> None:
