@@ -403,6 +403,10 @@ class KnowledgeConfig(Section):
                                        "is relevant: a fact question is abstained.")
     grounded_entries: int = Field(3, ge=1, le=10, description="Entries put in a grounded "
                                   "prompt.")
+    keyword_similarity: float = Field(
+        0.83, ge=0, le=1, description="Below grounded_similarity, the one entry about no "
+        "named product whose keywords a question says is still offered from this dense "
+        "similarity up (entries without keywords: never).")
     suggest: bool = Field(True, description="Relevant entries about no named product or "
                           "city, none decisive: reply with them (each entry's question and "
                           "answer) and the hand-off, no engine. false: the tier answers from "

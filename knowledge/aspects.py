@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from knowledge.keywords import words_pattern
+
 # tag: (English word starts and phrases, Chinese substrings)
 WORDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "price": (("pric", "cost", "euro", "€", "$", "cheap", "expensive", "afford", "charg",
@@ -71,7 +73,6 @@ def _alternation(words: tuple[str, ...]) -> str:
 
 
 # English words and phrases where a word starts ("pric": price, pricey); Chinese anywhere.
-_PATTERNS = {tag: re.compile(rf"(?<![a-z])(?:{_alternation(english)})|{_alternation(chinese)}")
-             for tag, (english, chinese) in WORDS.items()}
+_PATTERNS = {tag: words_pattern((*english, *chinese)) for tag, (english, chinese) in WORDS.items()}
 _START = {tag: re.compile(_alternation(english)) for tag, (english, _) in WORDS.items()}
 _HOW_MUCH = re.compile(r"how much (\w+)")

@@ -14,6 +14,8 @@ Language = Literal["en", "zh"]
 LANGUAGES: tuple[Language, ...] = ("en", "zh")
 MAX_TEXT_CHARS = 4000  # one answer or question; a 10 MB "entry" is a mistake, not a fact
 MAX_ENTRIES = 100_000
+MAX_KEYWORDS = 100  # per language and entry
+MAX_KEYWORD_CHARS = 40
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,79}$")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
@@ -44,6 +46,13 @@ class Entry(BaseModel):
         default_factory=list,
         description="Names a question (or its session) must contain for this entry to answer "
         "it: a product's or a city's names. Empty: any question may match.")
+    keywords: dict[Language, list[str]] = Field(
+        default_factory=dict,
+        description="Words a question about this entry says, per language (English: word "
+        "starts, 'refund' is refunds and refunded; Chinese: anywhere in the text). A "
+        "question about no product or city that says none of the near entries' keywords "
+        "is abstained, and one below the relevance bar that says one entry's is offered it "
+        "(`knowledge.modes`). Empty: the entry is judged by similarity alone.")
 
     @field_validator("id")
     @classmethod
@@ -68,6 +77,20 @@ class Entry(BaseModel):
         for lang, texts in value.items():
             for text in texts:
                 _check_text(text, f"a {lang} question")
+        return value
+
+    @field_validator("keywords")
+    @classmethod
+    def _keywords(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for lang, words in value.items():
+            if len(words) > MAX_KEYWORDS:
+                raise ValueError(f"{len(words)} {lang} keywords; at most {MAX_KEYWORDS}")
+            for word in words:
+                if not word.strip():
+                    raise ValueError(f"a keyword ({lang}) is empty")
+                if len(word) > MAX_KEYWORD_CHARS:
+                    raise ValueError(f"the {lang} keyword {word[:20]!r}... has {len(word)} "
+                                     f"characters; at most {MAX_KEYWORD_CHARS}")
         return value
 
     @model_validator(mode="after")

@@ -3,9 +3,12 @@
 
 - JSONL: one entry per line, the fields of `Entry`.
 - CSV: a header with at least `id`, `question`, `answer`; optional `question_zh`,
-  `answer_zh`, `tags`, `product`, `mentions`. Several questions or tags: separate with `|`.
+  `answer_zh`, `tags`, `product`, `mentions`, `keywords`, `keywords_zh`. Several questions,
+  tags or keywords: separate with `|`.
 - Markdown: `## question` then the answer's paragraphs; the language is read from the text,
-  the id is the question's slug unless a `<!-- id: ... -->` line follows the heading.
+  the id is the question's slug unless a `<!-- id: ... -->` line follows the heading, and a
+  `<!-- keywords: a | b -->` line there gives the entry's keywords (each one's language
+  read from it).
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from knowledge.entries import MAX_ENTRIES, Entry, language_of
 MAX_FILE_BYTES = 64 * 1024 * 1024
 FORMATS = ("jsonl", "csv", "md")
 CSV_REQUIRED = ("id", "question", "answer")
-CSV_COLUMNS = (*CSV_REQUIRED, "question_zh", "answer_zh", "tags", "product", "mentions")
+CSV_COLUMNS = (*CSV_REQUIRED, "question_zh", "answer_zh", "tags", "product", "mentions",
+               "keywords", "keywords_zh")
 _ID_COMMENT = re.compile(r"^<!--\s*id:\s*(\S+)\s*-->$")
+_KEYWORDS_COMMENT = re.compile(r"^<!--\s*keywords:(.*)-->$")
 
 
 class KnowledgeFileError(ValueError):
@@ -136,6 +141,10 @@ def _csv_rows(text: str, name: str | Path) -> list[tuple[int, dict]]:
                 row[key] = _split(record[key])
         if record.get("product", "").strip():
             row["product"] = record["product"].strip()
+        keywords = {lang: _split(record.get(column)) for lang, column in (
+            ("en", "keywords"), ("zh", "keywords_zh")) if column in record}
+        if any(keywords.values()):
+            row["keywords"] = keywords
         rows.append((line, row))
     return rows
 
@@ -151,6 +160,7 @@ def _markdown_rows(text: str, name: str | Path) -> list[tuple[int, dict]]:
     rows: list[tuple[int, dict]] = []
     current: tuple[int, str, list[str]] | None = None
     entry_id: str | None = None
+    keywords: dict[str, list[str]] = {}
 
     def close() -> None:
         if current is None:
@@ -158,16 +168,23 @@ def _markdown_rows(text: str, name: str | Path) -> list[tuple[int, dict]]:
         line, question, body = current
         answer = "\n".join(body).strip()
         lang = language_of(question + answer)
-        rows.append((line, {"id": entry_id or slug(question), "questions": {lang: [question]},
-                            "answers": {lang: answer}}))
+        row = {"id": entry_id or slug(question), "questions": {lang: [question]},
+               "answers": {lang: answer}}
+        if keywords:
+            row["keywords"] = keywords
+        rows.append((line, row))
 
     for number, raw in enumerate(text.splitlines(), start=1):
         stripped = raw.strip()
         if stripped.startswith("## "):
             close()
-            current, entry_id = (number, stripped[3:].strip(), []), None
+            current, entry_id, keywords = (number, stripped[3:].strip(), []), None, {}
         elif current is not None and not current[2] and (match := _ID_COMMENT.match(stripped)):
             entry_id = match.group(1)
+        elif current is not None and not current[2] and (
+                match := _KEYWORDS_COMMENT.match(stripped)):
+            for word in _split(match.group(1)):
+                keywords.setdefault(language_of(word), []).append(word)
         elif current is not None:
             current[2].append(raw)
         elif stripped and not stripped.startswith("#"):

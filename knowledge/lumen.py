@@ -141,11 +141,56 @@ ALSO_ASKED: dict[str, tuple[list[str], list[str]]] = {
 }
 
 
+# The words customers asking each policy say (`Entry.keywords`; English word starts).
+KEYWORDS: dict[str, tuple[list[str], list[str]]] = {
+    "support-hours": (["open", "opening hours", "hours", "close", "closed", "closing", "shut",
+                       "24/7", "around the clock", "weekend", "saturday", "sunday", "holiday",
+                       "christmas", "new year", "night", "midnight", "o'clock", "what time",
+                       "on duty", "staffed"],
+                      ["几点", "营业", "上班", "下班", "周末", "节假日", "假期", "春节", "晚上",
+                       "半夜", "夜里", "凌晨", "24小时", "全天"]),
+    "support-phone": (["phone", "call", "ring", "dial", "hotline", "telephone", "speak to",
+                       "talk to"], ["电话", "热线", "号码", "打给", "致电", "人工"]),
+    "return-window": (["return", "back", "regret"],
+                      ["退货", "退回", "可以退", "能退", "退吗", "无理由"]),
+    "refund-time": (["refund", "money back", "reimburs", "credited", "my money"],
+                    ["退款", "到账", "退钱", "钱多久"]),
+    "free-shipping": (["free shipping", "free delivery", "for free", "ship free", "ships free",
+                       "shipping free", "delivery free", "included", "shipping cost",
+                       "shipping fee", "shipping charge", "delivery charge", "delivery fee",
+                       "delivery cost", "postage", "minimum", "threshold", "spend", "basket",
+                       "cart", "order value", "order total"],
+                      ["包邮", "免运费", "运费", "邮费", "免邮", "满多少"]),
+    "express": (["express", "next day", "next-day", "tomorrow", "faster", "fastest", "quick",
+                 "urgent", "rush", "overnight", "speed"],
+                ["加急", "次日", "第二天", "明天", "最快", "急", "快点"]),
+    "warranty-claim": (["broken", "broke", "break", "faulty", "fault", "defect",
+                        "stopped working", "not working", "doesn't work", "repair", "fix",
+                        "claim", "damaged"],
+                       ["坏", "故障", "质量问题", "维修", "修", "报修", "保修", "售后", "不亮"]),
+    "payment": (["pay", "card", "credit", "debit", "checkout", "check out", "visa",
+                 "mastercard", "paypal", "alipay", "wechat", "apple pay"],
+                ["付款", "支付", "付钱", "刷卡", "信用卡", "银行卡", "支付宝", "微信", "付"]),
+    "gift-cards": (["gift card", "gift voucher", "gift certificate", "giftcard", "voucher"],
+                   ["礼品卡", "购物卡", "礼卡", "代金券", "储值卡"]),
+    "store": (["store", "shop", "showroom", "in person", "visit", "address", "located",
+               "location", "physical"],
+              ["门店", "实体店", "地址", "展厅", "线下", "到店", "店铺", "店里", "店面"]),
+    "cancel": (["cancel", "change my mind", "changed my mind", "call off", "withdraw"],
+               ["取消", "不要了", "撤销", "撤回"]),
+    "price-match": (["match", "cheaper", "lower price", "beat", "elsewhere", "another shop",
+                     "another store", "other shop", "competitor", "less"],
+                    ["差价", "比价", "更便宜", "价保", "保价", "便宜"]),
+}
+
+
 def _entry(entry_id: str, en_q: list[str], en_a: str, zh_q: list[str], zh_a: str,
            tags: list[str], product: str | None = None,
            mentions: list[str] | None = None) -> dict:
     row: dict = {"id": entry_id, "questions": {"en": en_q, "zh": zh_q},
                  "answers": {"en": en_a, "zh": zh_a}, "tags": tags}
+    if entry_id in KEYWORDS:
+        row["keywords"] = dict(zip(("en", "zh"), KEYWORDS[entry_id], strict=True))
     if product:
         row["product"] = product
     if mentions:

@@ -11,6 +11,12 @@
   complaint or hand-off, or with `suggest` off); they ground the tier's prompt and the fact
   guard checks the answer.
 - abstain: a factual question and no relevant entry; say so and offer a colleague.
+
+Entries with keywords (`knowledge.keywords`) are judged by them too, for questions about no
+named product or city: relevant entries none of whose keywords the question says are not
+what it asks ("Do you offer a military discount?" near the free-shipping entry in meaning):
+abstained. Below the relevance bar, the one entry whose keywords it says, if near enough
+(`keyword_similarity`), is offered ("phone number pls", 0.861 from the phone entry).
 - open: not a question about the shop's facts; the tiers answer as before.
 """
 
@@ -55,6 +61,7 @@ class Thresholds:
     grounded_similarity: float = 0.88  # below this nothing is relevant
     grounded_entries: int = 3
     suggest: bool = True  # shop-wide, not decisive: offer the entries instead of generating
+    keyword_similarity: float = 0.83  # below the bar, an entry whose keywords are said
 
 
 @dataclass(frozen=True)
@@ -118,8 +125,12 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
     named = top.stated and top.dense >= max(h.dense for h in allowed) - NAME_SLACK
     relevant = subject or top.stated or top.dense >= limits.grounded_similarity
     if not relevant:
-        return _no_answer(intent, f"best entry {top.entry.id} similarity {top.dense:.3f} < "
-                          f"{limits.grounded_similarity}", unsure_question)
+        why = f"best entry {top.entry.id} similarity {top.dense:.3f} < {limits.grounded_similarity}"
+        choice = _no_answer(intent, why, unsure_question)
+        hit = _said_alone(allowed, limits)
+        if choice.mode == "abstain" and hit is not None:
+            return _offer_said(hit, why, limits)
+        return choice
     same = [top, *[h for h in rivals if (h.entry.mentions and
                                          set(h.entry.mentions) & set(top.entry.mentions))
                    or not subject]][:limits.grounded_entries]
@@ -134,6 +145,12 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
     if said in CONVERSATION_INTENTS:
         return ModeChoice("grounded", f"intent {said}: the tier answers, grounded ({why})",
                           tuple(same))
+    if not subject and all(h.said is False for h in same):
+        hit = _said_alone(allowed, limits)
+        if hit is not None:
+            return _offer_said(hit, f"{why}; not its keywords", limits)
+        return ModeChoice("abstain", f"relevant in meaning ({why}), but the question says "
+                          "none of the entries' keywords: it asks something else")
     if not subject and limits.suggest:
         return ModeChoice("suggest", f"relevant but not decisive, about no named subject "
                           f"({why}): the entries are offered", tuple(same))
@@ -182,6 +199,22 @@ def _by_words(top: Hit, allowed: list[Hit], asked: frozenset[str],
     # "What would the X set me back?" is nearer in shape to the warranty entry's question
     # (0.900) than to the price entry's; its words ask for the price.
     return [wanted[0], *(h for h in allowed if h is not wanted[0])]
+
+
+def _said_alone(allowed: list[Hit], limits: Thresholds) -> Hit | None:
+    """The one entry whose keywords the question says, if near enough in meaning."""
+    said = [h for h in allowed if h.said and h.dense >= limits.keyword_similarity]
+    return said[0] if len(said) == 1 else None
+
+
+def _offer_said(hit: Hit, why: str, limits: Thresholds) -> ModeChoice:
+    """Near, though not near enough to be relevant by meaning alone, and the question says
+    what the entry is about: offered with the hand-off (or, with `suggest` off, the tier
+    answers from it), never as a verbatim answer."""
+    why += (f"; the question says {hit.entry.id}'s keywords (similarity {hit.dense:.3f} >= "
+            f"{limits.keyword_similarity})")
+    return ModeChoice("suggest" if limits.suggest else "grounded",
+                      f"{why}: the entry is offered", (hit,))
 
 
 def _closest_first(allowed: list[Hit], limits: Thresholds) -> list[Hit]:

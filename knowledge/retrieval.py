@@ -23,6 +23,7 @@ import numpy as np
 from knowledge.aspects import asked
 from knowledge.embedder import Embedder
 from knowledge.entries import Entry, KnowledgeBase
+from knowledge.keywords import words_pattern
 from knowledge.mentions import MentionIndex, proper_names
 from knowledge.tokens import tokens
 
@@ -42,6 +43,7 @@ class Hit:
     text: str  # the indexed text that matched best
     eligible: bool = True  # False: the entry is about a name the question does not mention
     stated: bool = False  # the question says a proper name only this entry's answer states
+    said: bool | None = None  # the question says one of its keywords (None: it has none)
 
 
 class EmbeddingCache:
@@ -122,6 +124,8 @@ class Retriever:
         self._has_mentions = np.fromiter((bool(e.mentions) for e in kb.entries), dtype=bool,
                                          count=len(kb.entries))
         self._proper = proper_names(kb.entries)
+        self._keywords = {i: pattern for i, e in enumerate(kb.entries) if (
+            pattern := words_pattern(w for ws in e.keywords.values() for w in ws))}
         self._last: tuple[tuple[str, str], tuple[set[int], str, set[int]]] | None = None
         # A shop's customers ask the same few questions all day, many by the chat widget's
         # buttons, word for word: their ranking (a fixed version's) is kept.
@@ -199,10 +203,15 @@ class Retriever:
                 counts[kind] += 1
                 if counts[0] == top_k and counts[1] == top_k:
                     break
+        lower = text.lower()
         return tuple(Hit(self.kb.entries[owner], float(fused[p]), float(dense[p]),
                          float(min(lexical[p], 1.0)), self.texts[p], bool(allowed[p]),
-                         owner in stated)
+                         owner in stated, self._says(owner, lower))
                      for owner, p in best_text.items())
+
+    def _says(self, index: int, lower: str) -> bool | None:
+        pattern = self._keywords.get(index)
+        return None if pattern is None else pattern.search(lower) is not None
 
     def _prepared(self, text: str, context: str) -> tuple[set[int], str, set[int]]:
         """The subject, the text without its names, and the entries about no name that

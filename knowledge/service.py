@@ -53,7 +53,7 @@ class KnowledgeService:
         self.store = VersionStore(config.dir)
         self.thresholds = Thresholds(config.kb_similarity, config.kb_margin,
                                      config.grounded_similarity, config.grounded_entries,
-                                     config.suggest)
+                                     config.suggest, config.keyword_similarity)
         self.cache = embedder_cache if embedder_cache is not None else (
             EmbeddingCache(E5Small()) if config.dense else None)
         self._lock = threading.Lock()

@@ -30,18 +30,22 @@ def test_the_shipped_knowledge_base_has_every_entry_in_both_languages() -> None:
 def test_jsonl_csv_and_markdown_read(tmp_path: Path) -> None:
     assert read_file(_jsonl(tmp_path, GOOD))[0].answer("zh") == "9 点到 18 点营业。"
     csv = tmp_path / "kb.csv"
-    csv.write_text("id,question,answer,question_zh,answer_zh,tags\n"
+    csv.write_text("id,question,answer,question_zh,answer_zh,tags,keywords,keywords_zh\n"
                    "hours,When are you open? | Opening hours?,Open 9 to 18.,几点营业？,"
-                   "9 点到 18 点营业。,support|hours\n", encoding="utf-8")
+                   "9 点到 18 点营业。,support|hours,open|closing time,几点\n", encoding="utf-8")
     (entry,) = read_file(csv)
     assert entry.questions["en"] == ["When are you open?", "Opening hours?"]
     assert entry.tags == ["support", "hours"] and entry.answer("zh").startswith("9")
+    assert entry.keywords == {"en": ["open", "closing time"], "zh": ["几点"]}
     md = tmp_path / "faq.md"
-    md.write_text("# FAQ\n\n## Do you ship abroad?\n<!-- id: abroad -->\nYes, to 12 "
+    md.write_text("# FAQ\n\n## Do you ship abroad?\n<!-- id: abroad -->\n"
+                  "<!-- keywords: abroad | overseas | 海外 -->\nYes, to 12 "
                   "countries.\n\n## 可以开发票吗？\n可以，下单时填写抬头。\n", encoding="utf-8")
     first, second = read_file(md)
     assert (first.id, first.answer("en")) == ("abroad", "Yes, to 12 countries.")
+    assert first.keywords == {"en": ["abroad", "overseas"], "zh": ["海外"]}
     assert second.languages == ("zh",) and second.answer("zh") == "可以，下单时填写抬头。"
+    assert second.keywords == {}
 
 
 @pytest.mark.parametrize(("rows", "line", "field", "words"), [
@@ -52,6 +56,8 @@ def test_jsonl_csv_and_markdown_read(tmp_path: Path) -> None:
      "answers", "at most 4000"),
     ([GOOD | {"id": "Not An Id"}], 1, "id", "must be 1-80"),
     ([GOOD | {"answers": {"fr": "Oui"}}], 1, "answers.fr", "Input should be 'en' or 'zh'"),
+    ([GOOD | {"keywords": {"en": ["open", " "]}}], 1, "keywords", "a keyword (en) is empty"),
+    ([GOOD | {"keywords": {"zh": ["营" * 41]}}], 1, "keywords", "41 characters; at most 40"),
 ])
 def test_a_bad_jsonl_entry_names_line_and_field(tmp_path: Path, rows: list, line: int,
                                                 field: str, words: str) -> None:

@@ -174,12 +174,12 @@ async def test_kb_and_offered_answers_come_in_the_personas_greeting_and_closing(
     chain = RequestPipeline(config, tiers, KnowledgeStage(config, KnowledgeService(
         config.knowledge, cache)))
     for question, mode in (("How many watts does the Orbit ceiling light pull?", "kb"),
-                           ("Do you offer a military discount?", "suggest")):
+                           ("Which ways to pay work at your checkout?", "suggest")):
         outcome = await chain.chat(_ask(question, persona="aria"), {}, CLIENT)
         assert outcome.route.mode == mode
         assert outcome.text().startswith("Hello, Aria here. ")
         assert outcome.text().endswith(" Anything else?")
-    plain = await chain.chat(_ask("Do you offer a military discount?"), {}, CLIENT)
+    plain = await chain.chat(_ask("Which ways to pay work at your checkout?"), {}, CLIENT)
     assert not plain.text().startswith("Hello")
 
 
@@ -395,7 +395,7 @@ async def test_with_suggest_off_a_shop_wide_answer_that_echoes_the_question_is_r
     assert outcome.route.mode == "grounded" and outcome.text() != echo
     assert "7 个工作日内到账" in outcome.text()  # the refund entry, among the grounding ones
     # Entries only loosely like the question (no kb-strength match): the abstain reply.
-    loose = "你们有会员积分吗？"
+    loose = "退款能退到别的卡上吗？"
     unsure = await pipeline.chat(_ask(loose, structured_outputs={"choice": [loose]}), {},
                                  CLIENT)
     assert unsure.route.mode == "grounded" and "人工" in unsure.text()
