@@ -20,7 +20,9 @@ written by hand at 20:13 on 2026-12-04 before it, was the check until 2026-12-05
 the check until the fact words of `knowledge/aspects.py` were written after seeing its
 misses; `data/morning.jsonl`, written by hand at 02:55 after that change and before it was
 run on, was the check until `data/sunrise.jsonl`, written by hand at 05:56 on 2026-12-05
-before that day's second change, which was written after seeing the earlier sets' misses.
+before that day's second change (entries' keywords, written after seeing the earlier sets'
+misses), was the check until `data/forenoon.jsonl`, written by hand at 06:17 after that
+change and before it was run on.
 Keep each set out of the knowledge base's questions.
 """
 
@@ -41,10 +43,11 @@ NIGHT = Path(__file__).parent / "data" / "night.jsonl"
 DAWN = Path(__file__).parent / "data" / "dawn.jsonl"
 MORNING = Path(__file__).parent / "data" / "morning.jsonl"
 SUNRISE = Path(__file__).parent / "data" / "sunrise.jsonl"
+FORENOON = Path(__file__).parent / "data" / "forenoon.jsonl"
 # The checks written after the held-out set, oldest first (what `perf` scores beside it).
 CHECKS = {"fresh": FRESH, "unseen": UNSEEN, "later": LATER, "evening": EVENING,
           "night": NIGHT, "dawn": DAWN, "morning": MORNING,
-          "sunrise": SUNRISE}
+          "sunrise": SUNRISE, "forenoon": FORENOON}
 SEED = 20261202
 
 EN = {
