@@ -11,13 +11,14 @@
   complaint or hand-off, or with `suggest` off); they ground the tier's prompt and the fact
   guard checks the answer.
 - abstain: a factual question and no relevant entry; say so and offer a colleague.
+- open: not a question about the shop's facts; the tiers answer as before.
 
 Entries with keywords (`knowledge.keywords`) are judged by them too, for questions about no
-named product or city: relevant entries none of whose keywords the question says are not
-what it asks ("Do you offer a military discount?" near the free-shipping entry in meaning):
-abstained. Below the relevance bar, the one entry whose keywords it says, if near enough
-(`keyword_similarity`), is offered ("phone number pls", 0.861 from the phone entry).
-- open: not a question about the shop's facts; the tiers answer as before.
+named product or city: relevant entries none of whose keywords (nor a name only its answer
+states, "Shanghai" of the store's) the question says are not what it asks ("Do you offer a
+military discount?", near the free-shipping entry in meaning): abstained. Below the
+relevance bar, the one entry whose keywords it says, if near enough (`keyword_similarity`),
+is offered ("phone number pls", 0.861 from the phone entry).
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
     if said in CONVERSATION_INTENTS:
         return ModeChoice("grounded", f"intent {said}: the tier answers, grounded ({why})",
                           tuple(same))
-    if not subject and all(h.said is False for h in same):
+    if not subject and all(h.said is False and not h.stated for h in same):
         hit = _said_alone(allowed, limits)
         if hit is not None:
             return _offer_said(hit, f"{why}; not its keywords", limits)
