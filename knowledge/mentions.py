@@ -148,3 +148,42 @@ def proper_names(entries: list[Entry]) -> dict[str, int]:
                     capitalised.setdefault(match.group().lower(), set()).add(index)
     return {word: next(iter(owners)) for word, owners in capitalised.items()
             if word not in lower and written[word] == owners and len(owners) == 1}
+
+
+# Capitalised words that name no thing a shop sells, ships to or takes: days, months and
+# feasts ("on Sunday", "at Christmas"), titles.
+_NO_THING_WORDS = (
+    "monday tuesday wednesday thursday friday saturday sunday mondays tuesdays wednesdays "
+    "thursdays fridays saturdays sundays january february march april may june july august "
+    "september october november december christmas easter new year years day eve black "
+    "cyber thanksgiving valentine valentines halloween chinese english mr mrs ms dr")
+_NO_THING = frozenset(_NO_THING_WORDS.split())
+_PREPOSITIONS = "in to with from at by via on into through using near"
+_PLACE_WORDS = frozenset(_PREPOSITIONS.split())
+_CAPITALISED_RUN = re.compile(r"(?:\b[A-Z][a-z][A-Za-z]*\b[ \t]*)+")
+_LATIN_WORD = re.compile(r"[A-Za-z]+")
+
+
+class StrangerNames:
+    """Proper names a question says after a preposition that no entry writes anywhere: "a
+    store in Paris", "pay with Bitcoin", "deliver to Vancouver". The question is about a
+    place, brand or service the knowledge base does not hold, however near in meaning an
+    entry about no name is ("Do you deliver to Vancouver, and how fast?" got the express
+    shipping entry as a kb answer). Capitalised words first in a sentence, in all capitals
+    ("ETA") or of days and feasts are not judged."""
+
+    def __init__(self, entries: Iterable[Entry]):
+        self.vocabulary = {w.lower() for e in entries for text in (*e.texts(), *e.mentions)
+                           for w in _LATIN_WORD.findall(text)}
+
+    def find(self, text: str) -> list[str]:
+        found = []
+        for run in _CAPITALISED_RUN.finditer(text):
+            before = _LATIN_WORD.findall(text[:run.start()])
+            if not before or before[-1].lower() not in _PLACE_WORDS:
+                continue
+            words = run.group(0).split()
+            if any(w.lower() not in self.vocabulary and w.lower() not in _NO_THING
+                   for w in words):
+                found.append(" ".join(words))
+        return found

@@ -78,7 +78,8 @@ class ModeChoice:
 
 def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
            sure: bool = True, question: bool = True,
-           asked: frozenset[str] | None = None) -> ModeChoice:
+           asked: frozenset[str] | None = None, strangers: list[str] | None = None
+           ) -> ModeChoice:
     """`sure`: the intent classifier was sure of `intent`. An unsure reading ("Nova 床头灯有什么
     配色？" read as a hand-off at 17 %) neither stops a confident entry's answer nor makes a
     question small talk. When nothing is relevant, a sure intent decides; an unsure one
@@ -101,6 +102,12 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
         return ModeChoice("abstain", f"best match is about another subject ({stranger:.3f} "
                           f">= {top.score:.3f}): the question names something the knowledge "
                           "base does not hold")
+    if strangers and not subject and said not in ("chitchat", "abuse",
+                                                  *CONVERSATION_INTENTS):
+        # "Do you have a store in Paris?": the store entry says Shanghai, and the knowledge
+        # base nowhere writes Paris (`knowledge.mentions.StrangerNames`).
+        return ModeChoice("abstain", f"the question names {', '.join(strangers)}, which the "
+                          "knowledge base nowhere writes")
     if said in SMALL_TALK_INTENTS and not _confident(allowed, limits):
         return ModeChoice("open", f"intent {said}: no fact question")
     allowed = _closest_first(allowed, limits)

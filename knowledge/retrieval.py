@@ -24,7 +24,7 @@ from knowledge.aspects import asked
 from knowledge.embedder import Embedder
 from knowledge.entries import Entry, KnowledgeBase
 from knowledge.keywords import words_pattern
-from knowledge.mentions import MentionIndex, proper_names
+from knowledge.mentions import MentionIndex, StrangerNames, proper_names
 from knowledge.tokens import tokens
 
 DENSE_WEIGHT = 0.6
@@ -100,6 +100,7 @@ class Retriever:
         self.dense_weight = dense_weight if cache is not None else 0.0
         self.cache = cache
         self.mentions = MentionIndex(kb.entries)
+        self.strangers = StrangerNames(kb.entries)
         texts, owners, query_side = [], [], []
         for index, entry in enumerate(kb.entries):
             questions = [q for lang in entry.languages for q in entry.questions.get(lang, [])]

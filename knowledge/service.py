@@ -110,7 +110,8 @@ class KnowledgeService:
         snap = snapshot or self.snapshot()
         hits = snap.retriever.search(question, top_k, context=context)
         choice = choose(hits, intent, self.thresholds, sure=sure, question=asks(question),
-                        asked=snap.retriever.asked(question, context))
+                        asked=snap.retriever.asked(question, context),
+                        strangers=snap.retriever.strangers.find(question))
         lang = language_of(question)
         return Answer(choice, snap.kb.version, lang, tuple(hits),
                       time.perf_counter() - started, snap.kb.value_words[lang])

@@ -234,3 +234,36 @@ def test_an_entry_near_in_meaning_leads_one_lifted_by_a_word_alone() -> None:
     assert chosen.entries[0].entry.id == "payment"
     far = [hits[0], hit("payment", 0.543, 0.87), hits[2]]
     assert choose(far, None, Thresholds()).mode == "abstain"
+
+
+def test_a_name_no_entry_writes_after_a_preposition_is_a_thing_the_shop_does_not_hold(
+        ) -> None:
+    from knowledge.entries import KnowledgeBase
+    from knowledge.files import read_file
+    from knowledge.lumen import SHIPPED
+    from knowledge.mentions import StrangerNames
+
+    names = StrangerNames(KnowledgeBase.of(1, read_file(SHIPPED)).entries)
+    assert names.find("Do you have a store in New York?") == ["New York"]
+    assert names.find("Can I pay with Bitcoin or with PayPal?") == ["Bitcoin"]
+    assert names.find("能用Bitcoin付款吗？ Or via Stripe") == ["Stripe"]
+    for plain in ("Where can I visit your shop in Shanghai?", "Can I pay with PayPal?",
+                  "Is anyone there on Sunday or at Christmas?", "Hi, I'm Sarah. Hours?",
+                  "Berlin delivery ETA?", "Paris?", "do you have a store in paris"):
+        assert names.find(plain) == [], plain
+
+
+def test_a_question_naming_what_the_shop_does_not_hold_is_abstained() -> None:
+    from knowledge.entries import Entry
+    from knowledge.modes import Thresholds, choose
+    from knowledge.retrieval import Hit
+
+    store = Entry.model_validate({"id": "store", "questions": {"en": ["Where is your store?"]},
+                                  "answers": {"en": "In Shanghai."}})
+    hits = [Hit(store, 0.7, 0.95, 0.5, "Where is your store?")]
+    assert choose(hits, None, Thresholds()).mode == "kb"
+    chosen = choose(hits, None, Thresholds(), strangers=["Paris"])
+    assert chosen.mode == "abstain" and "Paris" in chosen.reason
+    # A complaint still reaches the large tier; small talk stays small talk.
+    assert choose(hits, "complaint", Thresholds(), strangers=["Paris"]).mode == "grounded"
+    assert choose(hits, "chitchat", Thresholds(), strangers=["Paris"]).mode == "kb"
