@@ -24,7 +24,9 @@ before that day's second change (entries' keywords, written after seeing the ear
 misses), was the check until `data/forenoon.jsonl`, written by hand at 06:17 after that
 change and before it was run on; it was the check until more keywords were written after
 seeing its misses; `data/midday.jsonl`, written by hand at 06:22 after those and before
-they were run on, is the check now.
+they were run on, was the check until the names no entry writes (`StrangerNames`) were
+judged; `data/afternoon.jsonl`, written by hand at 06:32 after that and before it was run
+on, is the check now.
 Keep each set out of the knowledge base's questions.
 """
 
@@ -47,11 +49,12 @@ MORNING = Path(__file__).parent / "data" / "morning.jsonl"
 SUNRISE = Path(__file__).parent / "data" / "sunrise.jsonl"
 FORENOON = Path(__file__).parent / "data" / "forenoon.jsonl"
 MIDDAY = Path(__file__).parent / "data" / "midday.jsonl"
+AFTERNOON = Path(__file__).parent / "data" / "afternoon.jsonl"
 # The checks written after the held-out set, oldest first (what `perf` scores beside it).
 CHECKS = {"fresh": FRESH, "unseen": UNSEEN, "later": LATER, "evening": EVENING,
           "night": NIGHT, "dawn": DAWN, "morning": MORNING,
           "sunrise": SUNRISE, "forenoon": FORENOON,
-          "midday": MIDDAY}
+          "midday": MIDDAY, "afternoon": AFTERNOON}
 SEED = 20261202
 
 EN = {
