@@ -78,8 +78,8 @@ class ModeChoice:
 
 def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
            sure: bool = True, question: bool = True,
-           asked: frozenset[str] | None = None, strangers: list[str] | None = None
-           ) -> ModeChoice:
+           asked: frozenset[str] | None = None, strangers: list[str] | None = None,
+           destinations: list[str] | None = None) -> ModeChoice:
     """`sure`: the intent classifier was sure of `intent`. An unsure reading ("Nova 床头灯有什么
     配色？" read as a hand-off at 17 %) neither stops a confident entry's answer nor makes a
     question small talk. When nothing is relevant, a sure intent decides; an unsure one
@@ -102,12 +102,18 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
         return ModeChoice("abstain", f"best match is about another subject ({stranger:.3f} "
                           f">= {top.score:.3f}): the question names something the knowledge "
                           "base does not hold")
-    if strangers and not subject and said not in ("chitchat", "abuse",
-                                                  *CONVERSATION_INTENTS):
-        # "Do you have a store in Paris?": the store entry says Shanghai, and the knowledge
-        # base nowhere writes Paris (`knowledge.mentions.StrangerNames`).
+    shipping = bool(destinations) and "delivery" in (asked or ())
+    if (strangers and top is not None and not subject and (top.names or shipping)
+            and said not in ("chitchat", "abuse", *CONVERSATION_INTENTS)):
+        # "Do you have a store in Paris?": the store entry names Shanghai, and the
+        # knowledge base nowhere writes Paris (`knowledge.mentions.StrangerNames`). Not
+        # for an entry that names nothing: "I live in Leeds and my lamp arrived broken"
+        # is the warranty claim's wherever one lives. But a parcel's way to a place the
+        # knowledge base never writes ("deliver to Singapore, and how fast?") is not the
+        # express entry's "next business day".
         return ModeChoice("abstain", f"the question names {', '.join(strangers)}, which the "
-                          "knowledge base nowhere writes")
+                          "knowledge base nowhere writes" + (
+                              "" if shipping else f", and {top.entry.id} names another"))
     if said in SMALL_TALK_INTENTS and not _confident(allowed, limits):
         return ModeChoice("open", f"intent {said}: no fact question")
     allowed = _closest_first(allowed, limits)

@@ -44,6 +44,7 @@ class Hit:
     eligible: bool = True  # False: the entry is about a name the question does not mention
     stated: bool = False  # the question says a proper name only this entry's answer states
     said: bool | None = None  # the question says one of its keywords (None: it has none)
+    names: bool = False  # its answer states a proper name no other entry does ("Visa")
 
 
 class EmbeddingCache:
@@ -144,6 +145,9 @@ class Retriever:
                 for lang in entry.languages:
                     for name in self.mentions.find(entry.answer(lang)):
                         self._stating.setdefault(name, set()).add(index)
+        # Entries whose answer names a place, brand or service ("Shanghai", "Visa"): a
+        # question naming another one asks what the answer does not say.
+        self._naming = set(self._proper.values()).union(*self._stating.values())
 
     def embeds(self, text: str, context: str = "") -> bool:
         """Whether `search` would run the embedder (a question not in the cache yet)."""
@@ -207,7 +211,7 @@ class Retriever:
         lower = text.lower()
         return tuple(Hit(self.kb.entries[owner], float(fused[p]), float(dense[p]),
                          float(min(lexical[p], 1.0)), self.texts[p], bool(allowed[p]),
-                         owner in stated, self._says(owner, lower))
+                         owner in stated, self._says(owner, lower), owner in self._naming)
                      for owner, p in best_text.items())
 
     def _says(self, index: int, lower: str) -> bool | None:

@@ -81,11 +81,22 @@ def retriever():
     ("你们有会员积分吗？", "abstain", None),
     ("Which ways to pay work at your checkout?", "suggest", "payment"),
     ("How much does the Halo floor lamp cost?", "kb", "halo-floor-lamp-price"),
+    # A name no entry writes: what an entry naming another does not say, or a parcel's way
+    # to a place it never writes; an entry that names nothing holds wherever one lives.
+    ("Can I pay with Venmo?", "abstain", None),
+    ("Is there a showroom in Oslo?", "abstain", None),
+    ("Can you ship a lamp to Lagos quickly?", "abstain", None),
+    ("I'm in Leeds and my lamp is broken, how do I claim the warranty?", "kb",
+     "warranty-claim"),
 ])
 def test_the_shipped_policies_keywords_decide_near_questions(
         retriever, question: str, mode: str, entry: str | None) -> None:
+    from knowledge.mentions import DESTINATION_WORDS
+
     chosen = choose(retriever.search(question), None, Thresholds(),
-                    asked=retriever.asked(question))
+                    asked=retriever.asked(question),
+                    strangers=retriever.strangers.find(question),
+                    destinations=retriever.strangers.find(question, DESTINATION_WORDS))
     assert chosen.mode == mode, chosen.reason
     if entry is not None:
         assert chosen.best is not None and chosen.best.entry.id == entry

@@ -260,10 +260,13 @@ def test_a_question_naming_what_the_shop_does_not_hold_is_abstained() -> None:
 
     store = Entry.model_validate({"id": "store", "questions": {"en": ["Where is your store?"]},
                                   "answers": {"en": "In Shanghai."}})
-    hits = [Hit(store, 0.7, 0.95, 0.5, "Where is your store?")]
+    hits = [Hit(store, 0.7, 0.95, 0.5, "Where is your store?", names=True)]
     assert choose(hits, None, Thresholds()).mode == "kb"
     chosen = choose(hits, None, Thresholds(), strangers=["Paris"])
     assert chosen.mode == "abstain" and "Paris" in chosen.reason
+    # An entry that names nothing is as true in Leeds as anywhere.
+    plain = [Hit(store, 0.7, 0.95, 0.5, "Where is your store?")]
+    assert choose(plain, None, Thresholds(), strangers=["Leeds"]).mode == "kb"
     # A complaint still reaches the large tier; small talk stays small talk.
     assert choose(hits, "complaint", Thresholds(), strangers=["Paris"]).mode == "grounded"
     assert choose(hits, "chitchat", Thresholds(), strangers=["Paris"]).mode == "kb"
