@@ -115,6 +115,12 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
                           "knowledge base nowhere writes" + (
                               "" if shipping else f", and {top.entry.id} names another"))
     if said in SMALL_TALK_INTENTS and not _confident(allowed, limits):
+        # A question that says one near entry's keywords asks its fact, however the intent
+        # classifier read it: "Who can I phone if my order is late?" (order status) was
+        # answered by a tier, which has no phone number to give.
+        hit = _said_alone(allowed, limits) if question else None
+        if hit is not None:
+            return _offer_said(hit, f"intent {said}, but a question", limits)
         return ModeChoice("open", f"intent {said}: no fact question")
     allowed = _closest_first(allowed, limits)
     top = allowed[0] if allowed else None

@@ -35,27 +35,34 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     config = load(args.config)
     engine = build_engine(config)
+    # The intent, path and decision as serving makes them (the embedding only when the
+    # rules ask for it: "explain" printed the embedding's intent, which serving does not
+    # use, until 2026-12-05), and every feature, the embedding's too, for the table.
+    served = engine.decide(args.message)
     decision = engine.decide(args.message, full=True)
     print(f"message: {args.message!r}")
-    how = "MiniLM embedding" if decision.embedded else "n-grams"
-    print(f"intent:  {decision.intent} ({how}{'' if decision.intent_sure else ', unsure'})")
+    how = "MiniLM embedding" if served.embedded else "n-grams"
+    print(f"intent:  {served.intent} ({how}{'' if served.intent_sure else ', unsure'})")
+    if (decision.intent, decision.intent_sure) != (served.intent, served.intent_sure):
+        print(f"         with the MiniLM embedding: {decision.intent}"
+              f"{'' if decision.intent_sure else ', unsure'} (not what serving uses)")
     print("features:")
     for name, value in sorted(decision.features.items()):
         print(f"  {name:24} {value:.4g}")
     for hit in decision.hits:
         print(f"sensitive: {hit.term!r} in list {hit.list_name} -> {hit.action}")
     print("path:")
-    for step in decision.path:
+    for step in served.path:
         sign = ">" if step.went == "then" else "<="
         print(f"  {step.node}: {step.feature} = {step.value:.4g} {sign} {step.threshold:g}")
     answer = None
-    if decision.tier is not None and config.knowledge.enabled:
+    if served.tier is not None and config.knowledge.enabled:
         from knowledge.service import KnowledgeService
 
         answer = KnowledgeService(config.knowledge, read_only=True).answer(
-            args.message, decision.intent, sure=decision.intent_sure)
+            args.message, served.intent, sure=served.intent_sure)
         print(f"knowledge: {answer.mode}: {answer.choice.reason}")
-    print(f"decision: {knowledge_route(decision.tier, decision.rule, answer).header()}")
+    print(f"decision: {knowledge_route(served.tier, served.rule, answer).header()}")
     return 0
 
 
