@@ -42,7 +42,11 @@ def test_below_the_bar_the_one_entry_whose_keywords_are_said_is_offered() -> Non
     assert choose(two, None, Thresholds(keyword_similarity=0.84)).mode == "abstain"
     bare = [_policy(h.entry.id, h.dense, None) for h in hits]
     assert choose(bare, None, Thresholds()).mode == "abstain"
-    assert choose(hits, "chitchat", Thresholds()).mode == "open"
+    # Small talk stays small talk unless it is a question saying the entry's keywords
+    # ("Is there a helpline?", read as chitchat by the router's n-gram classifier).
+    assert choose(hits, "chitchat", Thresholds(), question=False).mode == "open"
+    assert choose(hits, "chitchat", Thresholds()).mode == "suggest"
+    assert choose(two, "chitchat", Thresholds(keyword_similarity=0.84)).mode == "open"
 
 
 def test_relevant_entries_whose_keywords_are_not_said_are_not_what_is_asked() -> None:
