@@ -27,8 +27,10 @@ seeing its misses; `data/midday.jsonl`, written by hand at 06:22 after those and
 they were run on, was the check until the names no entry writes (`StrangerNames`) were
 judged; `data/afternoon.jsonl`, written by hand at 06:32 after that and before it was run
 on, was the check until that rule was narrowed after seeing its misses;
-`data/teatime.jsonl`, written by hand at 06:39 after that and before it was run on, is the
-check now.
+`data/teatime.jsonl`, written by hand at 06:39 after that and before it was run on, was the
+check until small talk that asks a keyword's question was offered the entry (and "helpline")
+after seeing its misses; `data/dusk.jsonl`, written by hand at 06:47 after that and before
+it was run on, is the check now.
 Keep each set out of the knowledge base's questions.
 """
 
@@ -53,12 +55,13 @@ FORENOON = Path(__file__).parent / "data" / "forenoon.jsonl"
 MIDDAY = Path(__file__).parent / "data" / "midday.jsonl"
 AFTERNOON = Path(__file__).parent / "data" / "afternoon.jsonl"
 TEATIME = Path(__file__).parent / "data" / "teatime.jsonl"
+DUSK = Path(__file__).parent / "data" / "dusk.jsonl"
 # The checks written after the held-out set, oldest first (what `perf` scores beside it).
 CHECKS = {"fresh": FRESH, "unseen": UNSEEN, "later": LATER, "evening": EVENING,
           "night": NIGHT, "dawn": DAWN, "morning": MORNING,
           "sunrise": SUNRISE, "forenoon": FORENOON,
           "midday": MIDDAY, "afternoon": AFTERNOON,
-          "teatime": TEATIME}
+          "teatime": TEATIME, "dusk": DUSK}
 SEED = 20261202
 
 EN = {
