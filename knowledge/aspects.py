@@ -56,7 +56,8 @@ def asked(text: str) -> frozenset[str]:
     """The tags whose words `text` says (`text` with its names taken out: "the Drift lamp
     shade" says no colour)."""
     lower = text.lower()
-    found = {tag for tag, pattern in _PATTERNS.items() if pattern.search(lower)}
+    found = {tag for tag, pattern in _PATTERNS.items()
+             if pattern.search(_NOT_OF.get(tag, _NOTHING).sub(" ", lower))}
     # "How much power": an amount of another kind of fact, no price, unless the price is
     # asked in other words too ("how much power, and what does it cost?").
     others = found - {"price"}
@@ -75,4 +76,8 @@ def _alternation(words: tuple[str, ...]) -> str:
 # English words and phrases where a word starts ("pric": price, pricey); Chinese anywhere.
 _PATTERNS = {tag: words_pattern((*english, *chinese)) for tag, (english, chinese) in WORDS.items()}
 _START = {tag: re.compile(_alternation(english)) for tag, (english, _) in WORDS.items()}
+# Phrases that hold a kind's word and ask for something else: a colour temperature (warm or
+# cool white light) is no colour a lamp comes in.
+_NOT_OF = {"colors": re.compile(r"colou?r temperature|色温")}
+_NOTHING = re.compile(r"(?!)")
 _HOW_MUCH = re.compile(r"how much (\w+)")

@@ -168,9 +168,10 @@ KEYWORDS: dict[str, tuple[list[str], list[str]]] = {
                 ["加急", "次日", "第二天", "明天", "最快", "急", "快点"]),
     "warranty-claim": (["broken", "broke", "break", "faulty", "fault", "defect", "fail",
                         "stopped", "not working", "doesn't work", "won't turn on", "dead",
-                        "flicker", "malfunction", "repair", "fix", "claim", "damaged"],
+                        "flicker", "malfunction", "repair", "fix", "claim", "damaged", "crack",
+                        "shatter", "light up"],
                        ["坏", "故障", "质量问题", "维修", "修", "报修", "保修", "售后", "不亮",
-                        "不工作", "闪", "失灵", "出问题", "有问题"]),
+                        "不工作", "闪", "失灵", "出问题", "有问题", "裂", "碎"]),
     "payment": (["pay", "card", "credit", "debit", "checkout", "check out", "visa",
                  "mastercard", "paypal", "alipay", "wechat", "apple pay"],
                 ["付款", "支付", "付钱", "刷卡", "信用卡", "银行卡", "支付宝", "微信", "付"]),
@@ -183,8 +184,9 @@ KEYWORDS: dict[str, tuple[list[str], list[str]]] = {
     "cancel": (["cancel", "change my mind", "changed my mind", "call off", "withdraw"],
                ["取消", "不要了", "撤销", "撤回"]),
     "price-match": (["match", "cheaper", "lower price", "beat", "elsewhere", "another shop",
-                     "another store", "other shop", "competitor", "less"],
-                    ["差价", "比价", "更便宜", "价保", "保价", "便宜"]),
+                     "another store", "other shop", "competitor", "less", "price drop",
+                     "reduced"],
+                    ["差价", "比价", "更便宜", "价保", "保价", "便宜", "降价", "价格保护"]),
 }
 
 

@@ -31,6 +31,8 @@ from knowledge.retrieval import Hit
     ("X 可以调光吗？", set()),
     ("Do you have a shop in X?", set()),
     ("Can I repay later?", set()),  # a word start, not a substring: not "pay"
+    ("Can I change the colour temperature of the X?", set()),  # no colour it comes in
+    ("X 能调色温吗？", set()),
 ])
 def test_the_words_say_which_kind_of_fact_is_asked(text: str, tags: set[str]) -> None:
     assert asked(text) == tags
