@@ -30,7 +30,9 @@ on, was the check until that rule was narrowed after seeing its misses;
 `data/teatime.jsonl`, written by hand at 06:39 after that and before it was run on, was the
 check until small talk that asks a keyword's question was offered the entry (and "helpline")
 after seeing its misses; `data/dusk.jsonl`, written by hand at 06:47 after that and before
-it was run on, is the check now.
+it was run on, was the check until more keywords were written after seeing its misses;
+`data/nightfall.jsonl`, written by hand at 06:56 after those and before they were run on,
+is the check now.
 Keep each set out of the knowledge base's questions.
 """
 
@@ -56,12 +58,14 @@ MIDDAY = Path(__file__).parent / "data" / "midday.jsonl"
 AFTERNOON = Path(__file__).parent / "data" / "afternoon.jsonl"
 TEATIME = Path(__file__).parent / "data" / "teatime.jsonl"
 DUSK = Path(__file__).parent / "data" / "dusk.jsonl"
+NIGHTFALL = Path(__file__).parent / "data" / "nightfall.jsonl"
 # The checks written after the held-out set, oldest first (what `perf` scores beside it).
 CHECKS = {"fresh": FRESH, "unseen": UNSEEN, "later": LATER, "evening": EVENING,
           "night": NIGHT, "dawn": DAWN, "morning": MORNING,
           "sunrise": SUNRISE, "forenoon": FORENOON,
           "midday": MIDDAY, "afternoon": AFTERNOON,
-          "teatime": TEATIME, "dusk": DUSK}
+          "teatime": TEATIME, "dusk": DUSK,
+          "nightfall": NIGHTFALL}
 SEED = 20261202
 
 EN = {
