@@ -23,6 +23,10 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z0-9]")
 
 
+# Kinds customers use for one another: an "Ember 台灯" is the Ember table lamp (桌灯).
+ALIKE_KINDS = (frozenset({"desklamp", "tablelamp", "台灯", "桌灯"}),)
+
+
 class MentionIndex:
     def __init__(self, entries: Iterable[Entry]):
         entries = list(entries)
@@ -33,6 +37,7 @@ class MentionIndex:
         self._pattern = _alternation(names)
         kinds: dict[str, set[str]] = {}
         written: set[str] = set()
+        self._brand_kinds: dict[str, set[str]] = {}  # a brand said alone: its products' kinds
         for entry in entries:
             brand = (entry.product or "").split(" ", 1)[0]
             for name in entry.mentions:
@@ -40,6 +45,7 @@ class MentionIndex:
                 if brand and first == brand and kind.strip():
                     kinds.setdefault(_key(kind), set()).add(name.strip())
                     written.add(kind.strip())
+                    self._brand_kinds.setdefault(_key(brand), set()).add(_key(kind))
         self._kinds = kinds
         self._kind_pattern = _alternation(written)
 
@@ -47,7 +53,23 @@ class MentionIndex:
         """The names in `text`, longest match first, as written in the knowledge base."""
         if self._pattern is None:
             return []
-        return [self._canonical[_key(m.group(0))] for m in self._pattern.finditer(text)]
+        return [self._canonical[_key(m.group(0))] for m in self._pattern.finditer(text)
+                if not self._other_kind_after(text, m)]
+
+    def _other_kind_after(self, text: str, match: re.Match[str]) -> bool:
+        """A brand said alone, followed by a kind none of its products is: "the Aurora
+        floor lamp" is no Aurora the shop sells (the Aurora is a desk lamp), and was given
+        the Aurora desk lamp's price until 2026-12-05."""
+        own = self._brand_kinds.get(_key(match.group(0)))
+        if own is None or self._kind_pattern is None:
+            return False
+        rest = text[match.end():]
+        kind = self._kind_pattern.match(text, match.end() + len(rest) - len(rest.lstrip()))
+        if kind is None:
+            return False
+        said = _key(kind.group(0))
+        return not any(said in group and own & group for group in ALIKE_KINDS) and (
+            said not in own)
 
     def of_kind(self, text: str) -> set[str]:
         """The names of every product whose kind `text` says ("the floor lamp": both floor

@@ -33,6 +33,11 @@ def test_names_are_found_as_customers_write_them() -> None:
     assert index.find("想买Halo，多少钱？") == ["Halo"]
     assert index.find("How much is the halo  floor lamp?") == ["Halo floor lamp"]
     assert index.find("Are halogen bulbs sold?") == []
+    # A brand followed by a kind none of its products is: a product the shop does not sell.
+    assert index.find("What's the price of the Halo desk lamp?") == []
+    assert index.find("Halo 台灯多少钱？") == []
+    assert index.find("the Halo  floor lamp and the Halo") == ["Halo floor lamp", "Halo"]
+    assert index.find("Ember 台灯多少钱？") == ["Ember"]  # 台灯 and 桌灯 are one kind
     assert index.of_kind("那个落地灯呢") == {"Halo 落地灯", "Iris 落地灯"}
     assert index.of_kind("and the floor  lamp?") == {"Halo floor lamp", "Iris floor lamp"}
     assert index.of_kind("你们的吊灯多少钱") == {"Echo 吊灯"}
