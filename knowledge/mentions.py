@@ -184,7 +184,6 @@ _PREPOSITIONS = "in to with from at by via on into through using near"
 _PLACE_WORDS = frozenset(_PREPOSITIONS.split())
 DESTINATION_WORDS = frozenset(("to", "into"))
 _CAPITALISED_RUN = re.compile(r"(?:\b[A-Z][a-z][A-Za-z]*\b[ \t]*)+")
-_LATIN_WORD = re.compile(r"[A-Za-z]+")
 
 
 class StrangerNames:
@@ -197,13 +196,13 @@ class StrangerNames:
 
     def __init__(self, entries: Iterable[Entry]):
         self.vocabulary = {w.lower() for e in entries for text in (*e.texts(), *e.mentions)
-                           for w in _LATIN_WORD.findall(text)}
+                           for w in _WORD.findall(text)}
 
     def find(self, text: str, after: frozenset[str] = _PLACE_WORDS) -> list[str]:
         """The names, each after one of the words `after` ("to": where a parcel goes)."""
         found = []
         for run in _CAPITALISED_RUN.finditer(text):
-            before = _LATIN_WORD.findall(text[:run.start()])
+            before = _WORD.findall(text[:run.start()])
             if not before or before[-1].lower() not in after:
                 continue
             words = run.group(0).split()
