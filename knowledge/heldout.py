@@ -19,20 +19,15 @@ written by hand at 20:13 on 2026-12-04 before it, was the check until 2026-12-05
 `data/dawn.jsonl`, written by hand at 02:45 on 2026-12-05 before that day's changes, was
 the check until the fact words of `knowledge/aspects.py` were written after seeing its
 misses; `data/morning.jsonl`, written by hand at 02:55 after that change and before it was
-run on, was the check until `data/sunrise.jsonl`, written by hand at 05:56 on 2026-12-05
-before that day's second change (entries' keywords, written after seeing the earlier sets'
-misses), was the check until `data/forenoon.jsonl`, written by hand at 06:17 after that
-change and before it was run on; it was the check until more keywords were written after
-seeing its misses; `data/midday.jsonl`, written by hand at 06:22 after those and before
-they were run on, was the check until the names no entry writes (`StrangerNames`) were
-judged; `data/afternoon.jsonl`, written by hand at 06:32 after that and before it was run
-on, was the check until that rule was narrowed after seeing its misses;
-`data/teatime.jsonl`, written by hand at 06:39 after that and before it was run on, was the
-check until small talk that asks a keyword's question was offered the entry (and "helpline")
-after seeing its misses; `data/dusk.jsonl`, written by hand at 06:47 after that and before
-it was run on, was the check until more keywords were written after seeing its misses;
-`data/nightfall.jsonl`, written by hand at 06:56 after those and before they were run on,
-is the check now.
+run on, was the check until the day's second round of changes. From then on each set was
+written by hand before the change it checks was run, and was the check until the next change
+was written after seeing its misses (2026-12-05): `data/sunrise.jsonl` (05:56, before the
+unknown-brand kind fix and entries' keywords), `data/forenoon.jsonl` (06:17, after the
+keywords), `data/midday.jsonl` (06:22, after more keywords), `data/afternoon.jsonl` (06:32,
+after the names no entry writes), `data/teatime.jsonl` (06:39, after that rule was
+narrowed), `data/dusk.jsonl` (06:47, after small talk asking a keyword's question was
+offered the entry) and `data/nightfall.jsonl` (06:56, after dusk's keyword additions), the
+check now.
 Keep each set out of the knowledge base's questions.
 """
 
