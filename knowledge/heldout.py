@@ -26,8 +26,9 @@ unknown-brand kind fix and entries' keywords), `data/forenoon.jsonl` (06:17, aft
 keywords), `data/midday.jsonl` (06:22, after more keywords), `data/afternoon.jsonl` (06:32,
 after the names no entry writes), `data/teatime.jsonl` (06:39, after that rule was
 narrowed), `data/dusk.jsonl` (06:47, after small talk asking a keyword's question was
-offered the entry) and `data/nightfall.jsonl` (06:56, after dusk's keyword additions), the
-check now.
+offered the entry), `data/nightfall.jsonl` (06:56, after dusk's keyword additions) and
+`data/moonrise.jsonl` (09:25, before places in Chinese questions and what a payment question
+pays with), the check now.
 Keep each set out of the knowledge base's questions.
 """
 
@@ -54,13 +55,14 @@ AFTERNOON = Path(__file__).parent / "data" / "afternoon.jsonl"
 TEATIME = Path(__file__).parent / "data" / "teatime.jsonl"
 DUSK = Path(__file__).parent / "data" / "dusk.jsonl"
 NIGHTFALL = Path(__file__).parent / "data" / "nightfall.jsonl"
+MOONRISE = Path(__file__).parent / "data" / "moonrise.jsonl"
 # The checks written after the held-out set, oldest first (what `perf` scores beside it).
 CHECKS = {"fresh": FRESH, "unseen": UNSEEN, "later": LATER, "evening": EVENING,
           "night": NIGHT, "dawn": DAWN, "morning": MORNING,
           "sunrise": SUNRISE, "forenoon": FORENOON,
           "midday": MIDDAY, "afternoon": AFTERNOON,
           "teatime": TEATIME, "dusk": DUSK,
-          "nightfall": NIGHTFALL}
+          "nightfall": NIGHTFALL, "moonrise": MOONRISE}
 SEED = 20261202
 
 EN = {
