@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from itertools import pairwise
+from dataclasses import dataclass
+from itertools import dropwhile, pairwise
 
 from knowledge.entries import Entry
+from knowledge.places import gazetteer, places
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z0-9]")
@@ -38,6 +40,7 @@ class MentionIndex:
         kinds: dict[str, set[str]] = {}
         written: set[str] = set()
         self._brand_kinds: dict[str, set[str]] = {}  # a brand said alone: its products' kinds
+        self._brand_words: dict[str, set[str]] = {}
         for entry in entries:
             brand = (entry.product or "").split(" ", 1)[0]
             for name in entry.mentions:
@@ -46,8 +49,12 @@ class MentionIndex:
                     kinds.setdefault(_key(kind), set()).add(name.strip())
                     written.add(kind.strip())
                     self._brand_kinds.setdefault(_key(brand), set()).add(_key(kind))
+                    # The words its kinds are made of ("ceiling", "bulb"; a Chinese kind's
+                    # first character).
+                    self._brand_words.setdefault(_key(brand), set()).update(_kind_words(kind))
         self._kinds = kinds
         self._kind_pattern = _alternation(written)
+        self._kind_words = set().union(*self._brand_words.values())
 
     def find(self, text: str) -> list[str]:
         """The names in `text`, longest match first, as written in the knowledge base."""
@@ -66,7 +73,12 @@ class MentionIndex:
         rest = text[match.end():]
         kind = self._kind_pattern.match(text, match.end() + len(rest) - len(rest.lstrip()))
         if kind is None:
-            return False
+            # Not a kind the shop sells, but made of one's words: "the Aurora ceiling fan",
+            # "Aurora 吊扇" (the Aurora ceiling fan got the desk lamp's price until 2026-12-05).
+            word = _NEXT_WORD.match(rest)
+            said = word.group(1).lower() if word is not None else ""
+            return (said in self._kind_words and said not in GENERIC_KIND_WORDS
+                    and said not in self._brand_words[_key(match.group(0))])
         said = _key(kind.group(0))
         return not any(said in group and own & group for group in ALIKE_KINDS) and (
             said not in own)
@@ -86,6 +98,18 @@ class MentionIndex:
         for pattern in (self._pattern, self._kind_pattern if kinds else None):
             text = pattern.sub(" X ", text) if pattern is not None else text
         return text
+
+
+# What a product of any kind may be called after its brand: "the Aurora lamp".
+GENERIC_KIND_WORDS = frozenset(("lamp", "lamps", "light", "lights", "灯"))
+_NEXT_WORD = re.compile(r"\s*([A-Za-z]+|[\u3400-\u9fff])")
+
+
+def _kind_words(kind: str) -> set[str]:
+    """"desk lamp": desk, lamp; "落地灯": 落 (a Chinese kind by its first character)."""
+    words = {w.lower() for w in _WORD.findall(kind)}
+    han = _CJK.search(kind)
+    return words | ({han.group(0)} if han else set())
 
 
 def _key(name: str) -> str:
@@ -186,27 +210,87 @@ DESTINATION_WORDS = frozenset(("to", "into"))
 _CAPITALISED_RUN = re.compile(r"(?:\b[A-Z][a-z][A-Za-z]*\b[ \t]*)+")
 
 
+@dataclass(frozen=True)
+class Strangers:
+    """What a question names that no entry writes: `names` after a preposition or as a
+    place ("a store in Paris", "苏州有门店吗"), `destinations` where a parcel goes ("deliver
+    to Vancouver", "寄到拉萨")."""
+
+    names: tuple[str, ...] = ()
+    destinations: tuple[str, ...] = ()
+
+
+# What a payment is made with: "pay using a bank transfer", "pay for it in instalments",
+# "用花呗付款". The shop's payment entry lists what it takes; any other way is one it does
+# not state, however near "pay" puts the question to that entry.
+_PAID_WITH = re.compile(
+    r"\bpay(?:ing)?\b(?:\s+for\s+(?:[\w']+\s+){0,3}?)?\s*(?:with|by|using|via|in|through)\s+"
+    r"(?P<means>[a-z][a-z -]*?)\s*(?=[?.!,;]|\b(?:or|and|instead|please|if|when)\b|$)",
+    re.IGNORECASE)
+# "用" that is a word of its own, not the end of one ("信用卡", "使用", "费用").
+_PAID_WITH_ZH = re.compile(
+    r"(?<![信使费作利应采通适运实专试家商日备租占调启停共借选饮食享动挪录任雇服惯常套引])用"
+    r"(?P<means>[\u4e00-\u9fffA-Za-z]{2,10}?)(?:来)?(?:付款|支付|付钱|结账|买单|付|吗|呢|？|\?)")
+_ASKING_ZH = re.compile("[哪啥何几]|什么")  # "用哪些方式付钱": the means asked, not said
+_NOT_MEANS_WORDS = ("a an the my your our his her their its this that some one two three "
+                    "four five six twelve full part monthly")
+_NOT_MEANS = frozenset(_NOT_MEANS_WORDS.split())
+# A parcel's way to a place in Chinese: "寄到", "送到", "发往", "到".
+_TOWARDS_ZH = ("到", "往", "至")
+_DIVISIONS = "市省区县"  # "上海市" is Shanghai
+
+
 class StrangerNames:
     """Proper names a question says after a preposition that no entry writes anywhere: "a
-    store in Paris", "pay with Bitcoin", "deliver to Vancouver". The question is about a
-    place, brand or service the knowledge base does not hold, however near in meaning an
-    entry about no name is ("Do you deliver to Vancouver, and how fast?" got the express
-    shipping entry as a kb answer). Capitalised words first in a sentence, in all capitals
-    ("ETA") or of days and feasts are not judged."""
+    store in Paris", "pay with Bitcoin", "deliver to Vancouver"; Chinese places
+    (`knowledge.places`) no entry writes ("你们在苏州有门店吗？"); and what a payment is made
+    with, when no entry writes it ("pay using a bank transfer", "用京东白条付款"). The
+    question is about a place, brand or service the knowledge base does not hold, however
+    near in meaning an entry about no name is ("Do you deliver to Vancouver, and how fast?"
+    got the express shipping entry as a kb answer). Capitalised words first in a sentence,
+    in all capitals ("ETA") or of days and feasts are not judged."""
 
     def __init__(self, entries: Iterable[Entry]):
-        self.vocabulary = {w.lower() for e in entries for text in (*e.texts(), *e.mentions)
-                           for w in _WORD.findall(text)}
+        texts = [text for e in entries
+                 for text in (*e.texts(), *e.mentions,
+                              *(w for ws in e.keywords.values() for w in ws))]
+        self.vocabulary = {w.lower() for text in texts for w in _WORD.findall(text)}
+        self.written_zh = "\n".join(t for t in texts if _CJK.search(t))
+        gazetteer()  # read once per process, at the start, not in the first Chinese question
 
-    def find(self, text: str, after: frozenset[str] = _PLACE_WORDS) -> list[str]:
-        """The names, each after one of the words `after` ("to": where a parcel goes)."""
-        found = []
+    def find(self, text: str) -> Strangers:
+        names, destinations = [], []
         for run in _CAPITALISED_RUN.finditer(text):
             before = _WORD.findall(text[:run.start()])
-            if not before or before[-1].lower() not in after:
+            if not before or before[-1].lower() not in _PLACE_WORDS:
                 continue
             words = run.group(0).split()
             if any(w.lower() not in self.vocabulary and w.lower() not in _NO_THING
                    for w in words):
-                found.append(" ".join(words))
-        return found
+                names.append(" ".join(words))
+                if before[-1].lower() in DESTINATION_WORDS:
+                    destinations.append(names[-1])
+        for match in _PAID_WITH.finditer(text):
+            words = [w.lower() for w in _WORD.findall(match.group("means"))]
+            if any(w not in self.vocabulary and w not in _NOT_MEANS for w in words):
+                names.append(" ".join(dropwhile(_NOT_MEANS.__contains__, words)))
+        for match in _PAID_WITH_ZH.finditer(text):
+            if not self._writes(match.group("means")) and not _ASKING_ZH.search(
+                    match.group("means")):
+                names.append(match.group("means"))
+        for place, start in places(text):
+            if not self._writes(place) and not self._writes(place.rstrip(_DIVISIONS)):
+                names.append(place)
+                if text[:start].endswith(_TOWARDS_ZH):
+                    destinations.append(place)
+        once: dict[str, str] = {}  # "pay with Bitcoin" is a name and a means
+        for name in names:
+            once.setdefault(name.lower(), name)
+        return Strangers(tuple(once.values()), tuple(destinations))
+
+    def _writes(self, word: str) -> bool:
+        """Whether an entry writes `word` (with Latin in it: each Latin word)."""
+        latin = _WORD.findall(word)
+        if latin:  # "Visa卡", "bank transfer"
+            return all(w.lower() in self.vocabulary for w in latin)
+        return len(word) > 1 and word in self.written_zh

@@ -24,6 +24,7 @@ is offered ("phone number pls", 0.861 from the phone entry).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -78,8 +79,8 @@ class ModeChoice:
 
 def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
            sure: bool = True, question: bool = True,
-           asked: frozenset[str] | None = None, strangers: list[str] | None = None,
-           destinations: list[str] | None = None) -> ModeChoice:
+           asked: frozenset[str] | None = None, strangers: Sequence[str] = (),
+           destinations: Sequence[str] = ()) -> ModeChoice:
     """`sure`: the intent classifier was sure of `intent`. An unsure reading ("Nova 床头灯有什么
     配色？" read as a hand-off at 17 %) neither stops a confident entry's answer nor makes a
     question small talk. When nothing is relevant, a sure intent decides; an unsure one

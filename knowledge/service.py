@@ -14,7 +14,6 @@ from knowledge.embedder import E5Small
 from knowledge.entries import Entry, KnowledgeBase, Language, language_of
 from knowledge.files import read_file
 from knowledge.lumen import SHIPPED
-from knowledge.mentions import DESTINATION_WORDS
 from knowledge.modes import ModeChoice, Thresholds, asks, choose
 from knowledge.retrieval import EmbeddingCache, Hit, Retriever
 from knowledge.versions import VersionStore
@@ -110,10 +109,10 @@ class KnowledgeService:
         started = time.perf_counter()
         snap = snapshot or self.snapshot()
         hits = snap.retriever.search(question, top_k, context=context)
+        strangers = snap.retriever.strangers.find(question)
         choice = choose(hits, intent, self.thresholds, sure=sure, question=asks(question),
                         asked=snap.retriever.asked(question, context),
-                        strangers=snap.retriever.strangers.find(question),
-                        destinations=snap.retriever.strangers.find(question, DESTINATION_WORDS))
+                        strangers=strangers.names, destinations=strangers.destinations)
         lang = language_of(question)
         return Answer(choice, snap.kb.version, lang, tuple(hits),
                       time.perf_counter() - started, snap.kb.value_words[lang])

@@ -95,12 +95,10 @@ def retriever():
 ])
 def test_the_shipped_policies_keywords_decide_near_questions(
         retriever, question: str, mode: str, entry: str | None) -> None:
-    from knowledge.mentions import DESTINATION_WORDS
-
+    strangers = retriever.strangers.find(question)
     chosen = choose(retriever.search(question), None, Thresholds(),
                     asked=retriever.asked(question),
-                    strangers=retriever.strangers.find(question),
-                    destinations=retriever.strangers.find(question, DESTINATION_WORDS))
+                    strangers=strangers.names, destinations=strangers.destinations)
     assert chosen.mode == mode, chosen.reason
     if entry is not None:
         assert chosen.best is not None and chosen.best.entry.id == entry

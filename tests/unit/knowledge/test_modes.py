@@ -38,6 +38,13 @@ def test_names_are_found_as_customers_write_them() -> None:
     assert index.find("Halo 台灯多少钱？") == []
     assert index.find("the Halo  floor lamp and the Halo") == ["Halo floor lamp", "Halo"]
     assert index.find("Ember 台灯多少钱？") == ["Ember"]  # 台灯 and 桌灯 are one kind
+    # Nor a brand followed by words of another kind: the Aurora is a desk lamp.
+    for other in ("How much is the Aurora ceiling fan?", "Aurora 吊扇多少钱？",
+                  "Is there an Aurora bulb?"):
+        assert index.find(other) == [], other
+    for own in ("How much is the Aurora lamp?", "Aurora 灯多少钱", "Is the Aurora dimmable?",
+                "Aurora in white?"):
+        assert index.find(own) == ["Aurora"], own
     assert index.of_kind("那个落地灯呢") == {"Halo 落地灯", "Iris 落地灯"}
     assert index.of_kind("and the floor  lamp?") == {"Halo floor lamp", "Iris floor lamp"}
     assert index.of_kind("你们的吊灯多少钱") == {"Echo 吊灯"}
@@ -246,16 +253,28 @@ def test_a_name_no_entry_writes_after_a_preposition_is_a_thing_the_shop_does_not
     from knowledge.entries import KnowledgeBase
     from knowledge.files import read_file
     from knowledge.lumen import SHIPPED
-    from knowledge.mentions import StrangerNames
+    from knowledge.mentions import StrangerNames, Strangers
 
     names = StrangerNames(KnowledgeBase.of(1, read_file(SHIPPED)).entries)
-    assert names.find("Do you have a store in New York?") == ["New York"]
-    assert names.find("Can I pay with Bitcoin or with PayPal?") == ["Bitcoin"]
-    assert names.find("能用Bitcoin付款吗？ Or via Stripe") == ["Stripe"]
+    assert names.find("Do you have a store in New York?") == Strangers(("New York",))
+    assert names.find("Can I pay with Bitcoin or with PayPal?") == Strangers(("Bitcoin",))
+    assert names.find("能用Bitcoin付款吗？ Or via Stripe") == Strangers(("Stripe", "Bitcoin"))
+    assert names.find("Can you ship it to Lagos?") == Strangers(("Lagos",), ("Lagos",))
+    # Places in Chinese (jieba's dictionary), and where a parcel goes.
+    assert names.find("你们在苏州有门店吗？") == Strangers(("苏州",))
+    assert names.find("寄到哈尔滨要几天？") == Strangers(("哈尔滨",), ("哈尔滨",))
+    # What a payment is made with, when no entry writes it.
+    assert names.find("Can I pay using a bank transfer?") == Strangers(("bank transfer",))
+    assert names.find("Can I pay for my lamp in three instalments?") == Strangers(
+        ("instalments",))
+    assert names.find("可以用花呗付款吗？") == Strangers(("花呗",))
     for plain in ("Where can I visit your shop in Shanghai?", "Can I pay with PayPal?",
                   "Is anyone there on Sunday or at Christmas?", "Hi, I'm Sarah. Hours?",
-                  "Berlin delivery ETA?", "Paris?", "do you have a store in paris"):
-        assert names.find(plain) == [], plain
+                  "Berlin delivery ETA?", "Paris?", "do you have a store in paris",
+                  "上海市内配送要几天？", "寄到柏林要几天？", "Can I pay by credit card?",
+                  "能用信用卡付款吗？", "可以用支付宝吗？", "用Visa卡付款可以吗？",
+                  "结账能用哪些方式付钱？", "支持信用卡付款吗？", "能用万事达卡吗？"):
+        assert names.find(plain) == Strangers(), plain
 
 
 def test_a_question_naming_what_the_shop_does_not_hold_is_abstained() -> None:
