@@ -77,7 +77,12 @@ def _alternation(words: tuple[str, ...]) -> str:
 _PATTERNS = {tag: words_pattern((*english, *chinese)) for tag, (english, chinese) in WORDS.items()}
 _START = {tag: re.compile(_alternation(english)) for tag, (english, _) in WORDS.items()}
 # Phrases that hold a kind's word and ask for something else: a colour temperature (warm or
-# cool white light) is no colour a lamp comes in.
-_NOT_OF = {"colors": re.compile(r"colou?r temperature|色温")}
+# cool white light) is no colour a lamp comes in, and what a lamp runs on (batteries, USB,
+# the sun) is not the wattage it draws ("Is the Harbor desk lamp USB powered?" got it).
+_NOT_OF = {"colors": re.compile(r"colou?r temperature|色温"),
+           "power": re.compile(
+               r"\b(?:batter(?:y|ies)|usb|solar|mains|plug|cordless|rechargeable|wireless)"
+               r"[- ]?(?:powered|power|operated|run)\b|\bpowered by\b|电池|充电|插电|太阳能|"
+               r"usb供电|usb")}
 _NOTHING = re.compile(r"(?!)")
 _HOW_MUCH = re.compile(r"how much (\w+)")

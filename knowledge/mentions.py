@@ -231,6 +231,9 @@ _PAID_WITH = re.compile(
 _PAID_WITH_ZH = re.compile(
     r"(?<![信使费作利应采通适运实专试家商日备租占调启停共借选饮食享动挪录任雇服惯常套引])用"
     r"(?P<means>[\u4e00-\u9fffA-Za-z]{2,10}?)(?:来)?(?:付款|支付|付钱|结账|买单|付|吗|呢|？|\?)")
+# "可以分期付款吗？", "支持货到付款吗？": the way of paying said right before 付款.
+_PAID_AS_ZH = re.compile(
+    r"(?:可以|能|能否|可否|是否|支持|接受|允许)(?P<means>[\u4e00-\u9fff]{2})(?:付款|支付)")
 _ASKING_ZH = re.compile("[哪啥何几]|什么")  # "用哪些方式付钱": the means asked, not said
 _NOT_MEANS_WORDS = ("a an the my your our his her their its this that some one two three "
                     "four five six twelve full part monthly")
@@ -274,7 +277,7 @@ class StrangerNames:
             words = [w.lower() for w in _WORD.findall(match.group("means"))]
             if any(w not in self.vocabulary and w not in _NOT_MEANS for w in words):
                 names.append(" ".join(dropwhile(_NOT_MEANS.__contains__, words)))
-        for match in _PAID_WITH_ZH.finditer(text):
+        for match in (*_PAID_WITH_ZH.finditer(text), *_PAID_AS_ZH.finditer(text)):
             if not self._writes(match.group("means")) and not _ASKING_ZH.search(
                     match.group("means")):
                 names.append(match.group("means"))

@@ -81,6 +81,35 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
            sure: bool = True, question: bool = True,
            asked: frozenset[str] | None = None, strangers: Sequence[str] = (),
            destinations: Sequence[str] = ()) -> ModeChoice:
+    """The answer mode for a question's ranked entries (`_choose`). Whatever entry it
+    answers or offers from, not one that names other places or means than the ones the
+    question names (`knowledge.mentions.StrangerNames`): "可以用云闪付吗？" was offered the
+    payment entry for its keyword 付, though the entry ranked first by meaning was another."""
+    shipping = bool(destinations) and "delivery" in (asked or ())
+    choice = _choose(hits, intent, limits, sure=sure, question=question, asked=asked,
+                     strangers=strangers, shipping=shipping)
+    best = choice.best
+    if (strangers and best is not None and choice.mode in ("kb", "suggest")
+            and not best.entry.mentions and (best.names or shipping)
+            and (intent if sure else None) not in _AS_IT_WAS):
+        return _names_strangers(strangers, best, shipping)
+    return choice
+
+
+# Intents a name the knowledge base does not hold leaves as they are: small talk, abuse and
+# complaints or hand-offs (which reach the large tier).
+_AS_IT_WAS = ("chitchat", "abuse", *CONVERSATION_INTENTS)
+
+
+def _names_strangers(strangers: Sequence[str], hit: Hit, shipping: bool) -> ModeChoice:
+    return ModeChoice("abstain", f"the question names {', '.join(strangers)}, which the "
+                      "knowledge base nowhere writes" + (
+                          "" if shipping else f", and {hit.entry.id} names another"))
+
+
+def _choose(hits: list[Hit], intent: str | None, limits: Thresholds, *, sure: bool,
+            question: bool, asked: frozenset[str] | None, strangers: Sequence[str],
+            shipping: bool) -> ModeChoice:
     """`sure`: the intent classifier was sure of `intent`. An unsure reading ("Nova 床头灯有什么
     配色？" read as a hand-off at 17 %) neither stops a confident entry's answer nor makes a
     question small talk. When nothing is relevant, a sure intent decides; an unsure one
@@ -94,7 +123,7 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
     subject = top is not None and bool(top.entry.mentions)
     stranger = max((h.score for h in hits if not h.eligible), default=0.0)
     if top is not None and not subject and not top.stated and stranger >= top.score and (
-            said not in ("chitchat", "abuse", *CONVERSATION_INTENTS)):
+            said not in _AS_IT_WAS):
         # The question reads most like an entry about a product or city it does not name:
         # "how much is the Zephyr desk?", "delivery to Cairo?". We do not know that one,
         # even when the intent classifier reads "ship to Nairobi?" as an order question.
@@ -103,18 +132,15 @@ def choose(hits: list[Hit], intent: str | None, limits: Thresholds, *,
         return ModeChoice("abstain", f"best match is about another subject ({stranger:.3f} "
                           f">= {top.score:.3f}): the question names something the knowledge "
                           "base does not hold")
-    shipping = bool(destinations) and "delivery" in (asked or ())
     if (strangers and top is not None and not subject and (top.names or shipping)
-            and said not in ("chitchat", "abuse", *CONVERSATION_INTENTS)):
+            and said not in _AS_IT_WAS):
         # "Do you have a store in Paris?": the store entry names Shanghai, and the
         # knowledge base nowhere writes Paris (`knowledge.mentions.StrangerNames`). Not
         # for an entry that names nothing: "I live in Leeds and my lamp arrived broken"
         # is the warranty claim's wherever one lives. But a parcel's way to a place the
         # knowledge base never writes ("deliver to Singapore, and how fast?") is not the
         # express entry's "next business day".
-        return ModeChoice("abstain", f"the question names {', '.join(strangers)}, which the "
-                          "knowledge base nowhere writes" + (
-                              "" if shipping else f", and {top.entry.id} names another"))
+        return _names_strangers(strangers, top, shipping)
     if said in SMALL_TALK_INTENTS and not _confident(allowed, limits):
         # A question that says one near entry's keywords asks its fact, however the intent
         # classifier read it: "Who can I phone if my order is late?" (order status) was

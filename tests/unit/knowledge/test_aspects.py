@@ -33,6 +33,10 @@ from knowledge.retrieval import Hit
     ("Can I repay later?", set()),  # a word start, not a substring: not "pay"
     ("Can I change the colour temperature of the X?", set()),  # no colour it comes in
     ("X 能调色温吗？", set()),
+    ("Is the X battery powered?", set()),  # what it runs on, not the watts it draws
+    ("Is the X powered by USB?", set()),
+    ("X 能用电池吗？", set()),
+    ("How many watts, and is it battery powered?", {"power"}),
 ])
 def test_the_words_say_which_kind_of_fact_is_asked(text: str, tags: set[str]) -> None:
     assert asked(text) == tags

@@ -268,12 +268,14 @@ def test_a_name_no_entry_writes_after_a_preposition_is_a_thing_the_shop_does_not
     assert names.find("Can I pay for my lamp in three instalments?") == Strangers(
         ("instalments",))
     assert names.find("可以用花呗付款吗？") == Strangers(("花呗",))
+    assert names.find("灯可以分期付款吗？") == Strangers(("分期",))
     for plain in ("Where can I visit your shop in Shanghai?", "Can I pay with PayPal?",
                   "Is anyone there on Sunday or at Christmas?", "Hi, I'm Sarah. Hours?",
                   "Berlin delivery ETA?", "Paris?", "do you have a store in paris",
                   "上海市内配送要几天？", "寄到柏林要几天？", "Can I pay by credit card?",
                   "能用信用卡付款吗？", "可以用支付宝吗？", "用Visa卡付款可以吗？",
-                  "结账能用哪些方式付钱？", "支持信用卡付款吗？", "能用万事达卡吗？"):
+                  "结账能用哪些方式付钱？", "支持信用卡付款吗？", "能用万事达卡吗？",
+                  "可以微信支付吗？"):
         assert names.find(plain) == Strangers(), plain
 
 
