@@ -28,7 +28,8 @@ after the names no entry writes), `data/teatime.jsonl` (06:39, after that rule w
 narrowed), `data/dusk.jsonl` (06:47, after small talk asking a keyword's question was
 offered the entry), `data/nightfall.jsonl` (06:56, after dusk's keyword additions) and
 `data/moonrise.jsonl` (09:25, before places in Chinese questions and what a payment question
-pays with), the check now.
+pays with) and `data/moonset.jsonl` (10:25, after them and before they were run on), the
+check now.
 Keep each set out of the knowledge base's questions.
 """
 
@@ -56,13 +57,15 @@ TEATIME = Path(__file__).parent / "data" / "teatime.jsonl"
 DUSK = Path(__file__).parent / "data" / "dusk.jsonl"
 NIGHTFALL = Path(__file__).parent / "data" / "nightfall.jsonl"
 MOONRISE = Path(__file__).parent / "data" / "moonrise.jsonl"
+MOONSET = Path(__file__).parent / "data" / "moonset.jsonl"
 # The checks written after the held-out set, oldest first (what `perf` scores beside it).
 CHECKS = {"fresh": FRESH, "unseen": UNSEEN, "later": LATER, "evening": EVENING,
           "night": NIGHT, "dawn": DAWN, "morning": MORNING,
           "sunrise": SUNRISE, "forenoon": FORENOON,
           "midday": MIDDAY, "afternoon": AFTERNOON,
           "teatime": TEATIME, "dusk": DUSK,
-          "nightfall": NIGHTFALL, "moonrise": MOONRISE}
+          "nightfall": NIGHTFALL, "moonrise": MOONRISE,
+          "moonset": MOONSET}
 SEED = 20261202
 
 EN = {
