@@ -292,8 +292,11 @@ class StrangerNames:
         return Strangers(tuple(once.values()), tuple(destinations))
 
     def _writes(self, word: str) -> bool:
-        """Whether an entry writes `word` (with Latin in it: each Latin word)."""
+        """Whether an entry writes `word` (with Latin in it: each Latin word, and at most
+        one Chinese character beside them)."""
         latin = _WORD.findall(word)
-        if latin:  # "Visa卡", "bank transfer"
-            return all(w.lower() in self.vocabulary for w in latin)
-        return len(word) > 1 and word in self.written_zh
+        han = "".join(_CJK.findall(word))
+        if latin and not all(w.lower() in self.vocabulary for w in latin):
+            return False
+        # "Visa卡": a known name and a character; "PayPal分三期": a known name and more.
+        return len(han) < 2 if latin else han in self.written_zh and len(han) > 1

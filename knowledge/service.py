@@ -37,6 +37,9 @@ class Answer:
     hits: tuple[Hit, ...]
     seconds: float
     values: frozenset[str] = frozenset()  # the version's value words in `lang`
+    # What the question names that no entry writes ("bank transfer", "苏州"): an answer
+    # that says it claims what the knowledge base does not hold.
+    strangers: tuple[str, ...] = ()
 
     @property
     def mode(self) -> str:
@@ -115,7 +118,8 @@ class KnowledgeService:
                         strangers=strangers.names, destinations=strangers.destinations)
         lang = language_of(question)
         return Answer(choice, snap.kb.version, lang, tuple(hits),
-                      time.perf_counter() - started, snap.kb.value_words[lang])
+                      time.perf_counter() - started, snap.kb.value_words[lang],
+                      strangers.names)
 
     def abstain_text(self, lang: Language) -> str:
         return self.config.abstain_zh if lang == "zh" else self.config.abstain_en

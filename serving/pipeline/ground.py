@@ -129,13 +129,15 @@ class KnowledgeStage:
         """The text to send, and what replaced it (None: it passed).
 
         Replaced: an answer that states a fact in no source, or a value word (a colour, a
-        city) in none of the entries, even one the question said; and, when the best entry
-        states facts, an answer that states none of the entries' ("a luxury product for a premium":
-        no price at all; the question echoed back). The replacement is the entry the answer
-        talks about ("... is 999 euros": the price entry) when its words say which, else the
-        entries' answers together (every one true, the asked one among them); with no named
-        subject, the best entry when it would have been a kb answer, else the entries
-        offered as `suggest` offers them (the abstain reply with `suggest` off)."""
+        city) in none of the entries, even one the question said, or says a name the
+        question said and no entry writes ("Yes, you can pay using a bank transfer"); and,
+        when the best entry states facts, an answer that states none of the entries' ("a
+        luxury product for a premium": no price at all; the question echoed back). The
+        replacement is the entry the answer talks about ("... is 999 euros": the price
+        entry) when its words say which, else the entries' answers together (every one
+        true, the asked one among them); with no named subject, the best entry when it
+        would have been a kb answer, else the entries offered as `suggest` offers them (the
+        abstain reply with `suggest` off)."""
         entries: list[Entry] = [h.entry for h in answer.choice.entries]
         own = [t for e in entries for t in e.texts()]
         sources = [question, *own]
@@ -143,8 +145,10 @@ class KnowledgeStage:
         subject = best is not None and bool(best.entry.mentions)
         stated = facts(text)
         known = set().union(*(facts(e.answer(answer.lang)) for e in entries))
+        lowered = text.lower()
         invented = not check(text, sources).passed or bool(
-            unsupported_values(text, own, answer.values))
+            unsupported_values(text, own, answer.values)) or any(
+            name.lower() in lowered for name in answer.strangers)
         empty = (best is not None and bool(facts(best.entry.answer(answer.lang)))
                  and not stated & known)
         if not invented and not empty:

@@ -269,6 +269,7 @@ def test_a_name_no_entry_writes_after_a_preposition_is_a_thing_the_shop_does_not
         ("instalments",))
     assert names.find("可以用花呗付款吗？") == Strangers(("花呗",))
     assert names.find("灯可以分期付款吗？") == Strangers(("分期",))
+    assert names.find("可以用PayPal分两期付吗？") == Strangers(("PayPal分两期",))
     for plain in ("Where can I visit your shop in Shanghai?", "Can I pay with PayPal?",
                   "Is anyone there on Sunday or at Christmas?", "Hi, I'm Sarah. Hours?",
                   "Berlin delivery ETA?", "Paris?", "do you have a store in paris",

@@ -455,3 +455,15 @@ async def test_an_open_answer_with_usage_asked_carries_it_once_at_the_end(
     assert all("usage" not in p for p in parsed[:-1])
     assert parsed[-1]["choices"] == [] and parsed[-1]["usage"]["completion_tokens"] == 9
     assert events[-1] == "data: [DONE]\n\n" and not stream.cancelled
+
+
+async def test_the_fact_guard_replaces_an_answer_saying_a_name_no_entry_writes(
+        kb_pipeline) -> None:
+    # Read as a hand-off, the question reaches a tier with the payment entry, and the
+    # 135M model said yes to the bank transfer no entry mentions (2026-12-05, moonrise).
+    req = _ask("Can I pay using a bank transfer?",
+               structured_outputs={"choice": ["Yes, you can pay using a bank transfer."]})
+    outcome = await kb_pipeline.chat(req, {}, CLIENT)
+    assert outcome.route.mode == "grounded"
+    assert "bank transfer" not in outcome.text().lower()
+    assert "Visa" in outcome.text()
