@@ -28,8 +28,9 @@ after the names no entry writes), `data/teatime.jsonl` (06:39, after that rule w
 narrowed), `data/dusk.jsonl` (06:47, after small talk asking a keyword's question was
 offered the entry), `data/nightfall.jsonl` (06:56, after dusk's keyword additions) and
 `data/moonrise.jsonl` (09:25, before places in Chinese questions and what a payment question
-pays with) and `data/moonset.jsonl` (10:25, after them and before they were run on), the
-check now.
+pays with), `data/moonset.jsonl` (09:35, after them and before they were run on) and
+`data/starlight.jsonl` (09:47, after the grounded answers' check of names no entry writes),
+the check now.
 Keep each set out of the knowledge base's questions.
 """
 
@@ -58,6 +59,7 @@ DUSK = Path(__file__).parent / "data" / "dusk.jsonl"
 NIGHTFALL = Path(__file__).parent / "data" / "nightfall.jsonl"
 MOONRISE = Path(__file__).parent / "data" / "moonrise.jsonl"
 MOONSET = Path(__file__).parent / "data" / "moonset.jsonl"
+STARLIGHT = Path(__file__).parent / "data" / "starlight.jsonl"
 # The checks written after the held-out set, oldest first (what `perf` scores beside it).
 CHECKS = {"fresh": FRESH, "unseen": UNSEEN, "later": LATER, "evening": EVENING,
           "night": NIGHT, "dawn": DAWN, "morning": MORNING,
@@ -65,7 +67,7 @@ CHECKS = {"fresh": FRESH, "unseen": UNSEEN, "later": LATER, "evening": EVENING,
           "midday": MIDDAY, "afternoon": AFTERNOON,
           "teatime": TEATIME, "dusk": DUSK,
           "nightfall": NIGHTFALL, "moonrise": MOONRISE,
-          "moonset": MOONSET}
+          "moonset": MOONSET, "starlight": STARLIGHT}
 SEED = 20261202
 
 EN = {
