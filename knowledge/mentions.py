@@ -204,7 +204,11 @@ _NO_THING_WORDS = (
     "september october november december christmas easter new year years day eve black "
     "cyber thanksgiving valentine valentines halloween chinese english mr mrs ms dr")
 _NO_THING = frozenset(_NO_THING_WORDS.split())
-_PREPOSITIONS = "in to with from at by via on into through using near"
+# The words before a name that make it a place, brand or service the question asks about:
+# prepositions, and the verbs of what a shop takes ("Does your checkout take Google Pay?").
+# Not any word: "Hi, I'm Sarah, where is your store?" names a customer.
+_PREPOSITIONS = ("in to with from at by via on into through using near take takes accept "
+                 "accepts support supports")
 _PLACE_WORDS = frozenset(_PREPOSITIONS.split())
 DESTINATION_WORDS = frozenset(("to", "into"))
 _CAPITALISED_RUN = re.compile(r"(?:\b[A-Z][a-z][A-Za-z]*\b[ \t]*)+")
@@ -244,8 +248,9 @@ _DIVISIONS = "市省区县"  # "上海市" is Shanghai
 
 
 class StrangerNames:
-    """Proper names a question says after a preposition that no entry writes anywhere: "a
-    store in Paris", "pay with Bitcoin", "deliver to Vancouver"; Chinese places
+    """Proper names a question says after a preposition (or "take", "accept", "support")
+    that no entry writes anywhere: "a store in Paris", "pay with Bitcoin", "deliver to
+    Vancouver", "take Google Pay"; Chinese places
     (`knowledge.places`) no entry writes ("你们在苏州有门店吗？"); and what a payment is made
     with, when no entry writes it ("pay using a bank transfer", "用京东白条付款"). The
     question is about a place, brand or service the knowledge base does not hold, however

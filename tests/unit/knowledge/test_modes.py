@@ -260,6 +260,7 @@ def test_a_name_no_entry_writes_after_a_preposition_is_a_thing_the_shop_does_not
     assert names.find("Can I pay with Bitcoin or with PayPal?") == Strangers(("Bitcoin",))
     assert names.find("能用Bitcoin付款吗？ Or via Stripe") == Strangers(("Stripe", "Bitcoin"))
     assert names.find("Can you ship it to Lagos?") == Strangers(("Lagos",), ("Lagos",))
+    assert names.find("Does your checkout accept Klarna?") == Strangers(("Klarna",))
     # Places in Chinese (jieba's dictionary), and where a parcel goes.
     assert names.find("你们在苏州有门店吗？") == Strangers(("苏州",))
     assert names.find("寄到哈尔滨要几天？") == Strangers(("哈尔滨",), ("哈尔滨",))
