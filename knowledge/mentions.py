@@ -216,9 +216,9 @@ _CAPITALISED_RUN = re.compile(r"(?:\b[A-Z][a-z][A-Za-z]*\b[ \t]*)+")
 
 @dataclass(frozen=True)
 class Strangers:
-    """What a question names that no entry writes: `names` after a preposition or as a
-    place ("a store in Paris", "苏州有门店吗"), `destinations` where a parcel goes ("deliver
-    to Vancouver", "寄到拉萨")."""
+    """What a question names that no entry writes: `names` (after a preposition, a place, a
+    way of paying: "a store in Paris", "苏州有门店吗", "pay by bank transfer") and, of them,
+    the `destinations` a parcel goes to ("deliver to Vancouver", "寄到哈尔滨")."""
 
     names: tuple[str, ...] = ()
     destinations: tuple[str, ...] = ()
@@ -250,9 +250,9 @@ _DIVISIONS = "市省区县"  # "上海市" is Shanghai
 class StrangerNames:
     """Proper names a question says after a preposition (or "take", "accept", "support")
     that no entry writes anywhere: "a store in Paris", "pay with Bitcoin", "deliver to
-    Vancouver", "take Google Pay"; Chinese places
-    (`knowledge.places`) no entry writes ("你们在苏州有门店吗？"); and what a payment is made
-    with, when no entry writes it ("pay using a bank transfer", "用京东白条付款"). The
+    Vancouver", "take Google Pay"; Chinese places (`knowledge.places`) no entry writes
+    ("你们在苏州有门店吗？"); and what a payment is made with, when no entry writes it ("pay
+    using a bank transfer", "用京东白条付款"). The
     question is about a place, brand or service the knowledge base does not hold, however
     near in meaning an entry about no name is ("Do you deliver to Vancouver, and how fast?"
     got the express shipping entry as a kb answer). Capitalised words first in a sentence,
