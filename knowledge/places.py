@@ -3,7 +3,7 @@
 Chinese writes no capitals and no spaces, so "你们在苏州有门店吗？" names Suzhou only for a
 reader who knows the word. jieba's dictionary (kept with the library; 17,401 words of two
 to eight Han characters tagged `ns`: cities, provinces, countries) knows it; its segmenter
-and tagger are not loaded (their tables take 126 MiB of the router's memory where this list
+and tagger are not loaded (their tables grew a Python process by 126 MiB, where this list
 takes a few), so a Han run is matched longest word first. Some `ns` words are ordinary
 words too ("东西", "上门"): a caller judges a place only where a question asks where
 something is or goes.
