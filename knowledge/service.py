@@ -113,13 +113,19 @@ class KnowledgeService:
         snap = snapshot or self.snapshot()
         hits = snap.retriever.search(question, top_k, context=context)
         strangers = snap.retriever.strangers.find(question)
+        asked = snap.retriever.asked(question, context)
         choice = choose(hits, intent, self.thresholds, sure=sure, question=asks(question),
-                        asked=snap.retriever.asked(question, context),
-                        strangers=strangers.names, destinations=strangers.destinations)
+                        asked=asked, strangers=strangers.names,
+                        destinations=strangers.destinations)
+        # The fact guard judges them as `choose` does: against entries that name places or
+        # means themselves, or a parcel's way. "买的东西坏了" (东西 is one of jieba's place
+        # words) and "I live in Leeds and my lamp broke" are the warranty claim's anywhere.
+        judged = any(h.names and not h.entry.mentions for h in choice.entries) or (
+            bool(strangers.destinations) and "delivery" in asked)
         lang = language_of(question)
         return Answer(choice, snap.kb.version, lang, tuple(hits),
                       time.perf_counter() - started, snap.kb.value_words[lang],
-                      strangers.names)
+                      strangers.names if judged else ())
 
     def abstain_text(self, lang: Language) -> str:
         return self.config.abstain_zh if lang == "zh" else self.config.abstain_en

@@ -467,3 +467,14 @@ async def test_the_fact_guard_replaces_an_answer_saying_a_name_no_entry_writes(
     assert outcome.route.mode == "grounded"
     assert "bank transfer" not in outcome.text().lower()
     assert "Visa" in outcome.text()
+
+
+async def test_a_name_said_where_no_entry_names_one_does_not_replace_an_answer(
+        kb_pipeline) -> None:
+    # 东西 ("things") is also one of jieba's place words; a complaint's grounded answer that
+    # says it is the warranty claim's all the same.
+    text = "很抱歉您的东西坏了。请把订单号和故障照片发邮件到 warranty@lumenhome.example。"
+    req = _ask("买的东西坏了，我很生气！", structured_outputs={"choice": [text]})
+    outcome = await kb_pipeline.chat(req, {}, CLIENT)
+    assert outcome.route.mode == "grounded"
+    assert outcome.text() == text
